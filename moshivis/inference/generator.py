@@ -1,0 +1,238 @@
+"""Streaming generation with the semantics of the `moshi` package's `LMGen`.
+
+`step(user_codes [B, 8, 1])` feeds one 80 ms frame of the user's audio codes and returns the model's
+tokens [B, 9, 1] (text + 8 audio codebooks), or None while the acoustic delay is not yet filled.
+A small ring of the last `max_delay + 2` frames lines the streams up with their delays: the user's
+codebook k enters at step t + delay_k, the model's own tokens re-enter one step after being sampled, and
+the initial tokens stand in wherever a stream has no value yet.
+
+Everything is per batch item: each item has its own clock, image, image start (`xa_start`) and can be
+reset alone, so a server can run one batched step for many conversations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+from ..models.lm import UNGENERATED_TOKEN
+from ..models.moshivis import GateTrace, ImageContext, MoshiVis
+from ..modules.transformer import TransformerState
+from .sampling import sample_token
+
+
+@dataclass
+class SamplingConfig:
+    """Temperature 0 = greedy. Defaults are Moshi's (the web client uses text 0.45, audio 0.7)."""
+
+    text_temperature: float = 0.7
+    text_top_k: int = 25
+    audio_temperature: float = 0.8
+    audio_top_k: int = 250
+
+
+@dataclass
+class StepTrace:
+    """What the last step computed (for parity tests, UIs and debugging)."""
+
+    model_input: torch.Tensor  # [B, 17] tokens fed to the LM
+    transformer_out: torch.Tensor  # [B, dim]
+    text_logits: torch.Tensor  # [B, text_card]
+    audio_logits: torch.Tensor  # [B, dep_q, audio_card]
+    text_token: torch.Tensor  # [B]
+    audio_tokens: torch.Tensor  # [B, dep_q] (before delays)
+    gates: GateTrace  # per-layer gate values of this step ([B, 1, dim] each); empty without image
+
+
+@dataclass
+class _State:
+    cache: torch.Tensor  # [B, 17, max_delay + 2] token ring
+    offsets: torch.Tensor  # [B] steps done per item
+    lm: TransformerState
+    depformer: TransformerState
+    image_embeds: torch.Tensor | None  # [B, N, dim]
+    image: ImageContext | None
+    has_image: torch.Tensor  # [B] bool
+    xa_start: torch.Tensor  # [B] first step at which the image is visible
+
+
+class Generator:
+    """Streaming MoshiVis generator. Use as `with gen.streaming(batch_size): gen.step(...)`."""
+
+    def __init__(self, model: MoshiVis, sampling: SamplingConfig | None = None, xa_start: int | None = None,
+                 seed: int | None = None, gate_layers: int = 10) -> None:
+        self.model = model
+        self.lm = model.lm
+        self.sampling = sampling or SamplingConfig()
+        cfg_xa = model.cfg.adapters.xa_start if model.cfg.adapters is not None else 0
+        self.xa_start = cfg_xa if xa_start is None else xa_start
+        self.delays = torch.tensor(self.lm.cfg.delays, dtype=torch.long, device=self.lm.device)
+        self.max_delay = self.lm.cfg.max_delay
+        self.gate_layers = gate_layers  # the UI gate weight averages the last `gate_layers` layers
+        self.generator: torch.Generator | None = None
+        if seed is not None:
+            self.generator = torch.Generator(device=self.lm.device).manual_seed(seed)
+        self._state: _State | None = None
+        self.last: StepTrace | None = None
+
+    # ------------------------------------------------------------------------------------------ session
+    @contextlib.contextmanager
+    def streaming(self, batch_size: int = 1) -> Iterator["Generator"]:
+        self.start(batch_size)
+        try:
+            yield self
+        finally:
+            self._state = None
+
+    def start(self, batch_size: int = 1) -> None:
+        """Allocate the streaming state of `batch_size` conversations (all empty, no image)."""
+        dev = self.lm.device
+        self._state = _State(
+            cache=torch.full((batch_size, self.lm.cfg.num_streams, self.max_delay + 2), UNGENERATED_TOKEN,
+                             dtype=torch.long, device=dev),
+            offsets=torch.zeros(batch_size, dtype=torch.long, device=dev),
+            lm=self.lm.new_state(batch_size),
+            depformer=self.lm.new_depformer_cache(batch_size),
+            image_embeds=None, image=None,
+            has_image=torch.zeros(batch_size, dtype=torch.bool, device=dev),
+            xa_start=torch.full((batch_size,), self.xa_start, dtype=torch.long, device=dev),
+        )
+
+    @property
+    def state(self) -> _State:
+        if self._state is None:
+            raise RuntimeError("call step() inside `with generator.streaming(batch_size):`")
+        return self._state
+
+    @property
+    def batch_size(self) -> int:
+        return self.state.offsets.shape[0]
+
+    def reset(self, mask: torch.Tensor) -> None:
+        """Restart the conversations where mask [B] is True (clock, caches, image all cleared)."""
+        s = self.state
+        mask = mask.to(s.offsets.device)
+        s.cache[mask] = UNGENERATED_TOKEN
+        s.offsets[mask] = 0
+        s.lm.reset(mask)
+        s.has_image[mask] = False
+        s.xa_start[mask] = self.xa_start
+
+    # ------------------------------------------------------------------------------------------ image
+    def set_image(self, image_embeds: torch.Tensor | None, items: torch.Tensor | None = None,
+                  xa_start: int | None = None) -> None:
+        """Show an image (or none) to some conversations, now or mid-conversation.
+
+        image_embeds: [b, N, dim] projected image tokens (`model.encode_image`), one row per selected
+        item, or None to remove the image. items: [B] bool (default: all). Only the K/V of the selected
+        items are recomputed. xa_start: steps (from the conversation's start) before the image counts.
+        """
+        s = self.state
+        B = self.batch_size
+        sel = torch.ones(B, dtype=torch.bool, device=s.offsets.device) if items is None else items.to(s.offsets.device)
+        idx = sel.nonzero().flatten()
+        if xa_start is not None:
+            s.xa_start[sel] = xa_start
+        if image_embeds is None:
+            s.has_image[sel] = False
+            return
+        if image_embeds.shape[0] != idx.numel():
+            raise ValueError(f"image_embeds has {image_embeds.shape[0]} rows for {idx.numel()} selected items")
+        image_embeds = image_embeds.to(self.lm.dtype)
+        new = self.model.image_context(image_embeds)
+        if s.image is None or s.image_embeds is None or s.image_embeds.shape[1:] != image_embeds.shape[1:]:
+            full = torch.zeros(B, *image_embeds.shape[1:], dtype=image_embeds.dtype, device=image_embeds.device)
+            full[idx] = image_embeds
+            s.image_embeds = full
+            s.image = self.model.image_context(full)
+            s.has_image[sel] = True
+            return
+        s.image_embeds[idx] = image_embeds
+        done: set[int] = set()  # a shared cross-attention yields one K/V object for every layer
+        for old_kv, new_kv in zip(s.image.kvs, new.kvs):
+            if id(old_kv) in done:
+                continue
+            done.add(id(old_kv))
+            old_kv.keys[idx] = new_kv.keys
+            old_kv.values[idx] = new_kv.values
+        s.has_image[sel] = True
+
+    # ------------------------------------------------------------------------------------------ step
+    @torch.no_grad()
+    def step(self, user_codes: torch.Tensor) -> torch.Tensor | None:
+        """user_codes: [B, 8, 1] (extra codebooks are ignored) -> [B, 9, 1] or None.
+
+        Output j (returned by step j + max_delay) is text_j, audio cb0_j and the delayed acoustic codebooks
+        of the same frame. Items still in their initial delay get UNGENERATED_TOKEN (-2) rows.
+        """
+        s = self.state
+        cfg = self.lm.cfg
+        B = self.batch_size
+        n_user = cfg.n_q - cfg.dep_q
+        if user_codes.dim() != 3 or user_codes.shape[0] != B or user_codes.shape[2] != 1 \
+                or user_codes.shape[1] < n_user:
+            raise ValueError(f"user_codes must be [{B}, {n_user}, 1], got {list(user_codes.shape)}")
+        user_codes = user_codes[:, :n_user, 0].to(s.cache.device)
+        CT = s.cache.shape[2]
+        user_delays = self.delays[cfg.dep_q + 1:]
+        write = (s.offsets[:, None] + user_delays[None, :]) % CT  # [B, 8]
+        s.cache[:, cfg.dep_q + 1:].scatter_(2, write[..., None], user_codes[..., None])
+
+        pos = (s.offsets % CT)[:, None, None].expand(B, cfg.num_streams, 1)
+        model_input = s.cache.gather(2, pos)[..., 0]  # [B, 17]
+        is_init = s.offsets[:, None] <= self.delays[None, :]
+        model_input = torch.where(is_init, self.lm.initial_tokens(B)[..., 0], model_input)
+        if (model_input == UNGENERATED_TOKEN).any():
+            raise RuntimeError("internal error: an ungenerated token reached the model")
+
+        trace = GateTrace()
+        image_mask = s.has_image & (s.offsets >= s.xa_start)
+        image = s.image if bool(image_mask.any()) else None
+        fusions = self.model.fusions(image, image_mask, trace.record)
+        transformer_out, text_logits = self.lm.forward_temporal(model_input[:, :, None], s.lm, fusions)
+        sp = self.sampling
+        text_token = sample_token(text_logits[:, 0].float(), sp.text_temperature, sp.text_top_k, self.generator)
+
+        s.depformer.reset(torch.ones(B, dtype=torch.bool, device=s.offsets.device))
+        prev = text_token
+        audio_tokens, audio_logits = [], []
+        for c in range(cfg.dep_q):
+            logits = self.lm.depformer_step(c, transformer_out, prev, s.depformer)
+            prev = sample_token(logits.float(), sp.audio_temperature, sp.audio_top_k, self.generator)
+            audio_logits.append(logits)
+            audio_tokens.append(prev)
+        audio = torch.stack(audio_tokens, dim=1)  # [B, dep_q]
+
+        s.offsets += 1
+        write_pos = (s.offsets % CT)[:, None, None]
+        s.cache[:, :1].scatter_(2, write_pos, text_token[:, None, None])
+        s.cache[:, 1:cfg.dep_q + 1].scatter_(2, write_pos.expand(B, cfg.dep_q, 1), audio[..., None])
+        self.last = StepTrace(model_input, transformer_out[:, 0], text_logits[:, 0],
+                              torch.stack(audio_logits, dim=1), text_token, audio, trace)
+
+        if bool((s.offsets <= self.max_delay).all()):
+            return None
+        gen_delays = self.delays[:cfg.dep_q + 1]
+        index = (s.offsets[:, None] - self.max_delay + gen_delays[None, :]) % CT  # [B, 9]
+        out = s.cache[:, :cfg.dep_q + 1].gather(2, index[..., None])
+        out[s.offsets <= self.max_delay] = UNGENERATED_TOKEN
+        return out
+
+    # ------------------------------------------------------------------------------------------ gates
+    def gate_means(self) -> torch.Tensor | None:
+        """[B, L] mean gate per adapted layer at the last step (None without an image)."""
+        if self.last is None:
+            return None
+        m = self.last.gates.means()
+        return None if m is None else m[:, -1]
+
+    def gate_weight(self) -> torch.Tensor:
+        """[B] the UI's gate strength of the last step: mean over the last `gate_layers` layers (0 with no
+        image), as the reference server colours text."""
+        m = self.gate_means()
+        if m is None:
+            return torch.zeros(self.batch_size)
+        return m[:, -min(self.gate_layers, m.shape[1]):].mean(-1)

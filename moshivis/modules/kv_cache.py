@@ -1,0 +1,67 @@
+"""Preallocated ring KV cache with a clock per batch item.
+
+Each batch item keeps its own position counter, so one batched streaming step can serve sessions that
+started at different times, and one item can be reset without touching the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class KVCache:
+    """keys/values: [B, H, capacity, D]; positions: [B, capacity] step index held by each slot (-1 empty);
+    offset: [B] the position the next written step gets."""
+
+    keys: torch.Tensor
+    values: torch.Tensor
+    positions: torch.Tensor
+    offset: torch.Tensor
+
+    @staticmethod
+    def empty(batch_size: int, num_heads: int, capacity: int, head_dim: int, device: torch.device | str,
+              dtype: torch.dtype) -> "KVCache":
+        return KVCache(
+            keys=torch.zeros(batch_size, num_heads, capacity, head_dim, device=device, dtype=dtype),
+            values=torch.zeros(batch_size, num_heads, capacity, head_dim, device=device, dtype=dtype),
+            positions=torch.full((batch_size, capacity), -1, device=device, dtype=torch.long),
+            offset=torch.zeros(batch_size, device=device, dtype=torch.long),
+        )
+
+    @property
+    def capacity(self) -> int:
+        return self.keys.shape[2]
+
+    def query_positions(self, num_steps: int) -> torch.Tensor:
+        """[B, T] positions of the next `num_steps` steps."""
+        return self.offset[:, None] + torch.arange(num_steps, device=self.offset.device)
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Write k, v [B, H, T, D] at the next T slots of every item and advance the clocks."""
+        B, H, T, D = k.shape
+        if T > self.capacity:
+            raise ValueError(f"cannot append {T} steps to a KV cache of capacity {self.capacity}")
+        pos = self.query_positions(T)  # [B, T]
+        slots = pos % self.capacity
+        index = slots[:, None, :, None].expand(B, H, T, D)
+        self.keys.scatter_(2, index, k.to(self.keys.dtype))
+        self.values.scatter_(2, index, v.to(self.values.dtype))
+        self.positions.scatter_(1, slots, pos)
+        self.offset += T
+
+    def attention_mask(self, query_positions: torch.Tensor, context: int | None) -> torch.Tensor:
+        """[B, 1, T, capacity] boolean: slot holds a step in [q - context + 1, q]."""
+        kpos = self.positions[:, None, None, :]
+        qpos = query_positions[:, None, :, None]
+        mask = (kpos >= 0) & (kpos <= qpos)
+        if context is not None:
+            mask &= (qpos - kpos) < context
+        return mask
+
+    def reset(self, mask: torch.Tensor) -> None:
+        """Forget everything of the items where mask [B] is True."""
+        self.positions[mask] = -1
+        self.offset[mask] = 0
