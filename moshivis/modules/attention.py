@@ -77,7 +77,8 @@ class SelfAttention(nn.Module):
         else:
             cache.append(k, v)
             mask = cache.attention_mask(positions, self.context)
-            out = F.scaled_dot_product_attention(q, cache.keys.to(q.dtype), cache.values.to(q.dtype), attn_mask=mask)
+            keys, values = cache.active()
+            out = F.scaled_dot_product_attention(q, keys.to(q.dtype), values.to(q.dtype), attn_mask=mask)
         out = out.transpose(1, 2).reshape(B, T, self.dim)
         return self._project(self.out_proj, out, step)
 

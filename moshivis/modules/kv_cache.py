@@ -20,6 +20,7 @@ class KVCache:
     values: torch.Tensor
     positions: torch.Tensor
     offset: torch.Tensor
+    filled: int = 0  # slots ever written (a Python int: lets attention skip the never-used tail, no sync)
 
     @staticmethod
     def empty(batch_size: int, num_heads: int, capacity: int, head_dim: int, device: torch.device | str,
@@ -51,10 +52,15 @@ class KVCache:
         self.values.scatter_(2, index, v.to(self.values.dtype))
         self.positions.scatter_(1, slots, pos)
         self.offset += T
+        self.filled = min(self.capacity, self.filled + T)
+
+    def active(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """keys, values [B, H, S, D] restricted to the S slots written so far (S <= capacity)."""
+        return self.keys[:, :, :self.filled], self.values[:, :, :self.filled]
 
     def attention_mask(self, query_positions: torch.Tensor, context: int | None) -> torch.Tensor:
-        """[B, 1, T, capacity] boolean: slot holds a step in [q - context + 1, q]."""
-        kpos = self.positions[:, None, None, :]
+        """[B, 1, T, S] boolean over the active slots: slot holds a step in [q - context + 1, q]."""
+        kpos = self.positions[:, None, None, :self.filled]
         qpos = query_positions[:, None, :, None]
         mask = (kpos >= 0) & (kpos <= qpos)
         if context is not None:
@@ -65,3 +71,5 @@ class KVCache:
         """Forget everything of the items where mask [B] is True."""
         self.positions[mask] = -1
         self.offset[mask] = 0
+        if bool(mask.all()):
+            self.filled = 0
