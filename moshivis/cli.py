@@ -1,0 +1,125 @@
+"""`moshivis` command line: argument parsing only; the work lives in the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Sequence
+
+from .models.loaders import CheckpointError
+
+
+def _add_model_args(p: argparse.ArgumentParser, default_preset: str = "tiny") -> None:
+    p.add_argument("--preset", default=None, help=f"size preset (tiny, small, moshika-vis-7b); default {default_preset} "
+                   "for random weights, required for released/moshi files")
+    p.add_argument("--checkpoint", default=None, help="file, folder or hub id (org/name); random weights if omitted")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+
+
+def _load(args: argparse.Namespace, default_preset: str = "tiny"):
+    import torch
+
+    from .config import preset
+    from .models.loaders import build_model, load_model
+
+    dtype = getattr(torch, args.dtype)
+    if args.checkpoint:
+        return load_model(args.checkpoint, args.preset, device=args.device, dtype=dtype)
+    torch.manual_seed(args.seed if hasattr(args, "seed") else 0)
+    return build_model(preset(args.preset or default_preset), device=args.device, dtype=dtype).eval()
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .config import preset
+    from .models.loaders import build_model, describe
+    from .models.summary import parameter_report
+
+    if args.checkpoint and not args.preset:
+        report = describe(args.checkpoint)
+    else:
+        t0 = time.perf_counter()
+        model = build_model(preset(args.preset or "moshika-vis-7b"), init=False)  # meta: no memory, seconds
+        report = parameter_report(model)
+        report["build_seconds"] = round(time.perf_counter() - t0, 3)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for k, v in report.items():
+            print(f"{k:>26}: {v:,}" if isinstance(v, int) else f"{k:>26}: {v}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .inference.run import run_streaming
+
+    model = _load(args)
+    result = run_streaming(model, steps=args.steps, image=args.image, seed=args.seed,
+                           text_temperature=args.text_temperature, audio_temperature=args.audio_temperature,
+                           xa_start=args.xa_start)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(result["summary"])
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .models.loaders import load_model, save_checkpoint, save_kyuteye, save_moshi
+
+    model = load_model(args.source, args.preset)
+    {"moshivis": lambda: save_checkpoint(model, args.dest),
+     "adapters": lambda: save_checkpoint(model, args.dest, adapters_only=True),
+     "kyuteye": lambda: save_kyuteye(model, args.dest),
+     "moshi": lambda: save_moshi(model, args.dest)}[args.to]()
+    print(f"wrote {args.dest} ({args.to})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="moshivis", description="Vision-speech models (MoshiVis) toolkit")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("info", help="parameter counts of a preset (meta build) or a checkpoint")
+    p.add_argument("--preset", default=None)
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    for name, helptext in (("demo", "the main job: a short streaming conversation, printed with timings"),
+                           ("generate", "streaming generation with any checkpoint")):
+        p = sub.add_parser(name, help=helptext)
+        _add_model_args(p)
+        p.add_argument("--image", default=None, help="image file (default: a random image)")
+        p.add_argument("--steps", type=int, default=50, help="80 ms frames to generate")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--text-temperature", type=float, default=0.7)
+        p.add_argument("--audio-temperature", type=float, default=0.8)
+        p.add_argument("--xa-start", type=int, default=None)
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("convert", help="convert a checkpoint between layouts")
+    p.add_argument("source")
+    p.add_argument("dest")
+    p.add_argument("--to", required=True, choices=["moshivis", "adapters", "kyuteye", "moshi"])
+    p.add_argument("--preset", default=None, help="needed for released/moshi sources (they carry no config)")
+    p.set_defaults(func=cmd_convert)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("NO_TORCH_COMPILE", "1")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CheckpointError, ValueError, FileNotFoundError) as e:
+        print(f"moshivis {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
