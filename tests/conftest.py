@@ -18,7 +18,7 @@ from moshivis.models.moshivis import MoshiVis  # noqa: E402
 FIXTURE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "kyuteye_tiny"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def fixture_dir() -> Path:
     if not (FIXTURE_DIR / "model.safetensors").exists():
         pytest.skip(f"golden fixture not found at {FIXTURE_DIR} (it lives in the workplace's shared/ folder)")

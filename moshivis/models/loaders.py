@@ -12,6 +12,7 @@ Models are built on the `meta` device and loaded with `assign=True`, so nothing 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -156,7 +157,8 @@ def load_into(model: MoshiVis, ours: dict[str, torch.Tensor], source: str, stric
     expected = model.state_dict()
     want = set(expected) if strict_keys is None else strict_keys
     missing = sorted(want - set(ours))
-    unexpected = sorted(set(ours) - set(expected))
+    # Relative to `want`, not the whole model: a partial (adapter) file must not overwrite base weights.
+    unexpected = sorted(set(ours) - want)
     if missing or unexpected:
         raise CheckpointError(_key_report(source, missing, unexpected))
     for k, v in ours.items():
@@ -314,19 +316,29 @@ def load_adapters(model: MoshiVis, source: str | os.PathLike) -> MoshiVis:
     if meta.get("format") != "moshivis" or meta.get("content") != "adapters":
         raise CheckpointError(f"{path}: not a moshivis adapter-only file (metadata {dict(meta)})")
     stored = _config_from_meta(meta, path)
-    mine, theirs = model.cfg, stored
-    for field in ("temporal",):
-        a, b = getattr(mine.lm, field), getattr(theirs.lm, field)
-        if (a.dim, a.num_layers) != (b.dim, b.num_layers):
-            raise CheckpointError(f"{path}: adapters for lm.{field} dim {b.dim} x {b.num_layers} layers, "
-                                  f"model has dim {a.dim} x {a.num_layers} layers")
-    if mine.adapters != theirs.adapters:
-        raise CheckpointError(f"{path}: adapter config {theirs.adapters} differs from the model's {mine.adapters}")
+    a, b = model.cfg.lm.temporal, stored.lm.temporal
+    if (a.dim, a.num_layers) != (b.dim, b.num_layers):
+        raise CheckpointError(f"{path}: adapters for lm.temporal dim {b.dim} x {b.num_layers} layers, "
+                              f"model has dim {a.dim} x {a.num_layers} layers")
+    # xa_start is a generation default, not architecture: a file may carry another one.
+    mine = None if model.cfg.adapters is None else dataclasses.replace(model.cfg.adapters, xa_start=0)
+    theirs = None if stored.adapters is None else dataclasses.replace(stored.adapters, xa_start=0)
+    if mine != theirs:
+        raise CheckpointError(f"{path}: adapter config differs from the model's: {_config_diff(theirs, mine)}")
     names = {n for n, _ in model.adapter_parameters()}
     dev = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
     load_into(model, dict(tensors), str(path), strict_keys=names, device=dev, dtype=dtype)
     return model
+
+
+def _config_diff(file_cfg: object, model_cfg: object) -> str:
+    """`field: file X, model Y` for every differing dataclass field (or both values when one is None)."""
+    if file_cfg is None or model_cfg is None:
+        return f"file {file_cfg}, model {model_cfg}"
+    diffs = [f"{f.name}: file {getattr(file_cfg, f.name)!r}, model {getattr(model_cfg, f.name)!r}"
+             for f in dataclasses.fields(file_cfg) if getattr(file_cfg, f.name) != getattr(model_cfg, f.name)]
+    return "; ".join(diffs)
 
 
 def describe(path: str | os.PathLike) -> dict[str, object]:

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import AdapterConfig
+from .attention import attend
 from .norms import RMSNorm
 
 
@@ -56,7 +57,7 @@ class CrossAttention(nn.Module):
         """x: [B, T, dim] (already normalised) -> [B, T, dim]."""
         B, T, _ = x.shape
         q = self._split_heads(F.linear(x, self.in_proj.weight[:self.dim]))
-        out = F.scaled_dot_product_attention(q, kv.keys.to(q.dtype), kv.values.to(q.dtype))
+        out = attend(q, kv.keys.to(q.dtype), kv.values.to(q.dtype))
         return self.out_proj(out.transpose(1, 2).reshape(B, T, self.dim))
 
 
