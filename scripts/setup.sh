@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# One-time set-up on a fresh machine: a virtual environment with torch 2.13.0 (the local CPU wheel), every
+# pinned requirement, the `moshi` package without its (too old) pins, and moshivis itself in editable mode.
+# Every pip call carries constraints.txt (torch==2.13.0) so nothing can pull another torch build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+PIP=(.venv/bin/pip install --disable-pip-version-check -q -c constraints.txt)
+"${PIP[@]}" torch==2.13.0
+"${PIP[@]}" -r requirements.txt
+# moshi 0.2.13 pins torch<2.10 and old hub/numpy; its real runtime needs are in requirements.txt.
+"${PIP[@]}" --no-deps moshi==0.2.13
+"${PIP[@]}" --no-deps --no-build-isolation -e .
+.venv/bin/python -c "import torch, moshi, moshivis; print('moshivis ready: torch', torch.__version__)"
