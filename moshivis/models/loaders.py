@@ -251,6 +251,7 @@ def load_model(source: str | os.PathLike, config: ModelConfig | str | None = Non
                        device)
     # Base Moshi: strict on the LM, fresh adapters and vision.
     model = build_model(cfg, device=device, dtype=dtype or torch.float32, init=True)
+    _check_moshi_layout(tensors, model, path)
     lm_state = {k[len("lm."):]: v for k, v in moshi_to_ours(tensors, cfg).items() if k.startswith("lm.")}
     others = sorted(k for k in moshi_to_ours(tensors, cfg) if not k.startswith("lm."))
     if others:
@@ -259,7 +260,52 @@ def load_model(source: str | os.PathLike, config: ModelConfig | str | None = Non
         model.lm.load_state_dict(lm_state, strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: {str(e).splitlines()[0]} {_state_diff(model.lm.state_dict(), lm_state)}")
-    return model.to(dtype or torch.float32)
+    return model.to(dtype or torch.float32).eval()  # eval mode, as the other formats (`_finish`)
+
+
+def _expected_moshi_shapes(model: MoshiVis, file_keys: set[str]) -> dict[str, torch.Size]:
+    """Key -> shape a base Moshi file must hold for `model.lm`, in the file's own spelling.
+
+    Each attention weight is expected in the spelling the file uses for it: the stacked
+    `self_attn.in_proj_weight` / `self_attn.out_proj.weight`, or the per-step
+    `self_attn.in_projs.{c}.weight` / `out_projs.{c}.weight`; when the file has neither (a missing weight),
+    in the spelling of the rest of the file. Computed on `meta` tensors: no copies.
+    """
+    shapes = {"lm." + k: torch.empty(v.shape, device="meta") for k, v in model.lm.state_dict().items()}
+    split = ours_to_moshi(shapes, model.cfg)
+    expected = {k: v.shape for k, v in split.items()}
+    file_is_stacked = any(k.endswith((".self_attn.in_proj_weight", ".self_attn.out_proj.weight"))
+                          for k in file_keys)
+    for key, v in normalize_moshi_spelling(split).items():
+        if key in split:
+            continue
+        # `X.in_proj_weight` -> chunks `X.in_projs.{c}.weight`; `X.out_proj.weight` -> `X.out_projs.{c}.weight`.
+        chunk_prefix = key.removesuffix(".weight").removesuffix("_weight") + "s."
+        has_chunks = any(k.startswith(chunk_prefix) for k in file_keys)
+        if key in file_keys or (file_is_stacked and not has_chunks):
+            for chunk in [k for k in expected if k.startswith(chunk_prefix)]:
+                del expected[chunk]
+            expected[key] = v.shape
+    return expected
+
+
+def _check_moshi_layout(tensors: Mapping[str, torch.Tensor], model: MoshiVis, path: Path) -> None:
+    """Names missing, unexpected and mis-shaped keys of a base Moshi file as the FILE spells them.
+
+    Checking after the renaming and the stacking of per-step chunks would name keys the file does not have
+    (`audio_emb.3.weight` for `emb.3.weight`, a concatenated `in_proj.weight` for one bad
+    `in_projs.3.weight`, with the shapes of the concatenation).
+    """
+    expected = _expected_moshi_shapes(model, set(tensors))
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(_key_report(str(path), missing, unexpected))
+    bad = [f"{k}: checkpoint {list(tensors[k].shape)}, model {list(shape)}"
+           for k, shape in sorted(expected.items()) if tuple(tensors[k].shape) != tuple(shape)]
+    if bad:
+        more = f"; ... ({len(bad) - 5} more)" if len(bad) > 5 else ""
+        raise CheckpointError(f"{path}: shape mismatch for {'; '.join(bad[:5])}{more}")
 
 
 def _state_diff(expected: Mapping[str, torch.Tensor], got: Mapping[str, torch.Tensor]) -> str:

@@ -1,0 +1,77 @@
+"""The `moshivis` command line, run in-process through `main(argv)`."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from moshivis.cli import main
+from moshivis.config import PRESETS, preset
+from moshivis.models.loaders import build_model
+from moshivis.models.summary import parameter_report
+
+
+def run_json(capsys, argv: list[str]) -> dict:
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_info_7b_counts(capsys):
+    r = run_json(capsys, ["info", "--preset", "moshika-vis-7b", "--json"])
+    assert r["base"] == 7_687_729_152  # REFERENCE.md: Moshi 7B
+    assert round(r["adapters"] / 1e6, 1) == 206.2
+    assert r["adapters_cross_attention"] == 4 * 4096 * 4096  # one shared Q|K|V + out projection
+    assert r["adapters_gates"] == 32 * 2 * 512 * 4096
+    assert r["adapters_projection"] == 1152 * 4096 + 4096 + 4096
+    assert 400e6 < r["vision_tower"] < 430e6  # SigLIP So400m/14 at 448
+    assert r["trainable"] + r["frozen"] == r["total"] == r["base"] + r["adapters"] + r["vision_tower"]
+    assert r["build_seconds"] < 30
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_builds_on_meta_in_seconds(name):
+    t0 = time.perf_counter()
+    model = build_model(preset(name), init=False)
+    assert time.perf_counter() - t0 < 30
+    assert all(p.is_meta for p in model.parameters())
+    assert parameter_report(model)["total"] > 0
+
+
+def test_small_preset_sizes():
+    cfg = preset("small")
+    assert (cfg.lm.temporal.dim, cfg.lm.temporal.num_layers) == (1024, 8)
+    assert (cfg.lm.depformer.dim, cfg.lm.depformer.num_layers) == (512, 4)
+    assert (cfg.lm.audio_card, cfg.lm.text_card, cfg.vision.num_tokens) == (2048, 32000, 1024)
+
+
+def test_demo_runs_and_reports_speed(capsys):
+    r = run_json(capsys, ["demo", "--steps", "12", "--json"])
+    assert r["preset"] == "tiny" and r["steps"] == 12
+    assert len(r["text_tokens"]) == 11  # nothing during the one-step acoustic delay
+    assert all(len(a) == 8 for a in r["audio_tokens"])
+    assert r["step_ms_median"] > 0 and r["realtime_factor"] > 0
+    assert all(0 < g < 1 for g in r["gates"])  # an image is shown from step 0
+
+
+def test_convert_then_generate_from_checkpoint(capsys, tmp_path, fixture_dir):
+    ours = tmp_path / "tiny_moshivis.safetensors"
+    assert main(["convert", str(fixture_dir / "model.safetensors"), str(ours), "--to", "moshivis",
+                 "--preset", "tiny"]) == 0
+    capsys.readouterr()
+    r = run_json(capsys, ["generate", "--checkpoint", str(ours), "--steps", "6", "--json",
+                          "--text-temperature", "0", "--audio-temperature", "0"])
+    again = run_json(capsys, ["generate", "--checkpoint", str(ours), "--steps", "6", "--json",
+                              "--text-temperature", "0", "--audio-temperature", "0"])
+    assert r["text_tokens"] == again["text_tokens"] and len(r["text_tokens"]) == 5
+
+
+def test_errors_are_one_line(capsys, tmp_path):
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["generate", "--checkpoint", str(bad), "--preset", "tiny"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "broken.safetensors" in err
+    assert main(["info", "--preset", "nope"]) == 2
+    assert "unknown preset" in capsys.readouterr().err
