@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .kv_cache import KVCache
+from .kv_cache import KVCache, window_mask
 from .rope import apply_rope
 
 
@@ -84,16 +84,22 @@ class SelfAttention(nn.Module):
             q = apply_rope(q, positions, self.rope_max_period)
             k = apply_rope(k, positions, self.rope_max_period)
         if cache is None:
-            qpos = positions[0][:, None]
-            mask = positions[0][None, :] <= qpos
-            if self.context is not None:
-                mask &= (qpos - positions[0][None, :]) < self.context
-            out = attend(q, k, v, mask)
-        else:
+            out = attend(q, k, v, window_mask(positions[:1], positions[:1], self.context))
+        elif T == 1:
+            # Write first, then attend: the slot overwritten held step q - capacity, outside the window.
             cache.append(k, v)
             mask = cache.attention_mask(positions, self.context)
             keys, values = cache.active()
             out = attend(q, keys.to(q.dtype), values.to(q.dtype), mask)
+        else:
+            # Several steps at once: their own writes could evict steps an earlier query of the block still
+            # needs, so attend over (cache before the block) + (the block), then write.
+            keys, values = cache.active()
+            keys = torch.cat([keys.to(q.dtype), k], dim=2)
+            values = torch.cat([values.to(q.dtype), v], dim=2)
+            kpos = torch.cat([cache.positions[:, :cache.filled], positions], dim=1)
+            out = attend(q, keys, values, window_mask(kpos, positions, self.context))
+            cache.append(k, v)
         out = out.transpose(1, 2).reshape(B, T, self.dim)
         return self._project(self.out_proj, out, step)
 

@@ -11,6 +11,17 @@ from dataclasses import dataclass
 import torch
 
 
+def window_mask(key_positions: torch.Tensor, query_positions: torch.Tensor, context: int | None) -> torch.Tensor:
+    """[B, 1, T, S] boolean: key (position kpos, -1 = empty) is visible from query q when
+    q - context < kpos <= q. key_positions: [B, S]; query_positions: [B, T]."""
+    kpos = key_positions[:, None, None, :]
+    qpos = query_positions[:, None, :, None]
+    mask = (kpos >= 0) & (kpos <= qpos)
+    if context is not None:
+        mask &= (qpos - kpos) < context
+    return mask
+
+
 @dataclass
 class KVCache:
     """keys/values: [B, H, capacity, D]; positions: [B, capacity] step index held by each slot (-1 empty);
@@ -60,12 +71,7 @@ class KVCache:
 
     def attention_mask(self, query_positions: torch.Tensor, context: int | None) -> torch.Tensor:
         """[B, 1, T, S] boolean over the active slots: slot holds a step in [q - context + 1, q]."""
-        kpos = self.positions[:, None, None, :self.filled]
-        qpos = query_positions[:, None, :, None]
-        mask = (kpos >= 0) & (kpos <= qpos)
-        if context is not None:
-            mask &= (qpos - kpos) < context
-        return mask
+        return window_mask(self.positions[:, :self.filled], query_positions, context)
 
     def reset(self, mask: torch.Tensor) -> None:
         """Forget everything of the items where mask [B] is True."""
