@@ -82,10 +82,11 @@ class MoshiLM(nn.Module):
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens: [B, 17, T] -> summed embedding [B, T, dim]."""
-        x = self.text_emb(tokens[:, 0])
-        for k, emb in enumerate(self.audio_emb):
-            x = x + emb(tokens[:, 1 + k])
-        return x
+        # The moshi package sums audio 0..15 then text; the same order keeps float32 sums bit-identical.
+        x = self.audio_emb[0](tokens[:, 1])
+        for k in range(1, len(self.audio_emb)):
+            x = x + self.audio_emb[k](tokens[:, 1 + k])
+        return x + self.text_emb(tokens[:, 0])
 
     # ------------------------------------------------------------------------------------------ temporal
     def new_state(self, batch_size: int, dtype: torch.dtype | None = None) -> TransformerState:
