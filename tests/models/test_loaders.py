@@ -32,8 +32,8 @@ from moshivis.models.loaders import (
     save_kyuteye,
 )
 from moshivis.models.moshivis import MoshiVis
+from conftest import FIXTURE_DIR
 
-FIXTURE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "kyuteye_tiny"
 FIXTURE = FIXTURE_DIR / "model.safetensors"
 FIXTURE_PARAMS = 440_608  # from the fixture README
 FIXTURE_TENSORS = 143
@@ -46,7 +46,7 @@ SHARED_XA_KEYS = ("llm.transformer.layers.0.cross_attention.mha.in_proj_weight",
 @pytest.fixture(scope="module")
 def fixture_path() -> Path:
     if not FIXTURE.is_file():
-        pytest.skip(f"golden fixture not found: {FIXTURE} (it lives in the shared checkout, not in this repo)")
+        pytest.skip(f"golden fixture not found: {FIXTURE}")
     return FIXTURE
 
 

@@ -14,8 +14,9 @@ from PIL import Image
 
 from moshivis.config import moshika_vis_7b, tiny
 from moshivis.models.vision import ImageEncoder, decode_image_bytes, preprocess_images
+from conftest import FIXTURE_DIR
 
-FIXTURE = (Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "kyuteye_tiny").resolve()
+FIXTURE = FIXTURE_DIR
 
 # Prefixes of the image side in the released checkpoint layout (see the fixture README).
 TOWER_PREFIX = "image_prefix.enc.model."
