@@ -11,6 +11,7 @@ still fails becomes RowError("llm error", detail) for that row, never an excepti
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
 import re
@@ -128,7 +129,7 @@ class ChatClient:
                 if e.code not in _RETRY_STATUS:
                     raise LLMError(last) from e  # 400/401/404...: asking again will not help
                 continue
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
+            except (OSError, http.client.HTTPException) as e:  # URLError, timeouts, resets, short reads
                 last = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
                 continue
             try:

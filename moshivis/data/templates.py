@@ -265,6 +265,7 @@ def _easy_patterns() -> list[tuple[re.Pattern[str], str, str]]:
     return out
 
 
+@lru_cache(maxsize=8192)  # easy-vqa has 107 distinct questions, each parsed many times
 def parse_easy_vqa_question(question: str) -> EasyVqaQuestion | None:
     """The intent of an easy-vqa question (original or paraphrased wording), None if it is neither."""
     q = question.strip().lower()
@@ -514,7 +515,7 @@ def caption_facts(captions: Sequence[str]) -> CaptionFacts:
 
 def _location_after(toks: list[str], i: int) -> str | None:
     """ "... dog [is sitting] on the wooden table, ..." -> "on the wooden table" """
-    while i < len(toks) and toks[i] in _LOC_VERBS and i < len(toks):
+    while i < len(toks) and toks[i] in _LOC_VERBS:
         i += 1
     for prep in _PREPS:
         words = prep.split()
@@ -617,9 +618,6 @@ class _Builder:
         self._layout: tuple[str, str, str, float] | None | bool = False  # False: not read yet
 
     # -- helpers
-    def _q(self, text: str) -> str:
-        return _sentence(text)
-
     def layout(self) -> tuple[str, str, str, float] | None:
         if self._layout is False:
             self._layout = None
@@ -655,13 +653,13 @@ class _Builder:
                                      f"I see {_easy_thing(self.attrs)} on a plain background.", opener=True))
             for p, q, a in self._easy_qa():
                 q2, para = self._maybe_paraphrase(q)
-                out.append(_Exchange("properties", self._q(q2), easy_vqa_spoken_answer(p, a, self.attrs, rng),
+                out.append(_Exchange("properties", _sentence(q2), easy_vqa_spoken_answer(p, a, self.attrs, rng),
                                      paraphrased=para))
         else:
             for q, a in self.qa:
                 ql = q.lower()
                 if not (ql.startswith(("how many", "where")) or _is_location_question(ql)):
-                    out.append(_Exchange("properties", self._q(q), spoken_answer(q, a, rng)))
+                    out.append(_Exchange("properties", _sentence(q), spoken_answer(q, a, rng)))
         if self.facts is not None:
             f = self.facts
             out.append(_Exchange("properties", rng.choice(["What do you see in this picture?",
@@ -696,7 +694,7 @@ class _Builder:
         elif not self.easy:
             for q, a in self.qa:
                 if q.lower().startswith("where") or _is_location_question(q.lower()):
-                    out.append(_Exchange("location", self._q(q), spoken_answer(q, a, self.rng)))
+                    out.append(_Exchange("location", _sentence(q), spoken_answer(q, a, self.rng)))
         if self.facts is not None:
             for noun, loc in self.facts.locations:
                 plural = noun != _SINGULAR[noun]
@@ -723,7 +721,7 @@ class _Builder:
         else:
             for q, a in self.qa:
                 if q.lower().startswith("how many"):
-                    out.append(_Exchange("counting", self._q(q), spoken_answer(q, a, rng)))
+                    out.append(_Exchange("counting", _sentence(q), spoken_answer(q, a, rng)))
         if self.facts is not None:
             for noun, n in self.facts.counts:
                 plural = _NOUNS[noun][0]
@@ -795,7 +793,7 @@ class _Builder:
                                        _distractors(a, EASY_COLORS, rng)))
         else:
             for q, a in self.qa:
-                items.append(_QuizItem(self._q(q), a, spoken_answer(q, a, rng), _distractors(a, _SWAP_COLORS, rng)))
+                items.append(_QuizItem(_sentence(q), a, spoken_answer(q, a, rng), _distractors(a, _SWAP_COLORS, rng)))
         if self.facts is not None:
             f = self.facts
             for noun, color in f.colors:

@@ -29,7 +29,8 @@ class ModelSection:
 class DataSection:
     shards: list[str] = field(default_factory=list)
     p_audio: float = 0.25  # share of image-speech samples among image samples (the paper's 25%)
-    audio_only: float = 0.0  # weight of audio-only (no image) dialogues, relative to image samples (1.0)
+    image_samples: float = 1.0  # weight of image samples (image-speech + speechless) in the mixture
+    audio_only: float = 0.0  # weight of audio-only (no image) dialogues
     max_frames: int = 375  # 30 s at 12.5 Hz
     image_root: str | None = None  # where relative image paths of the shards are found
     image_cache: str | None = None  # folder caching frozen image-encoder outputs per image
@@ -78,8 +79,11 @@ class TrainConfig:
                              f"grad_accum {self.grad_accum}")
         if not 0.0 <= self.data.p_audio <= 1.0:
             raise ValueError(f"data.p_audio must be in [0, 1], got {self.data.p_audio}")
-        if self.data.audio_only < 0:
-            raise ValueError(f"data.audio_only must be >= 0, got {self.data.audio_only}")
+        if self.data.audio_only < 0 or self.data.image_samples < 0:
+            raise ValueError(f"data.audio_only and data.image_samples must be >= 0 "
+                             f"(got {self.data.audio_only}, {self.data.image_samples})")
+        if self.data.audio_only + self.data.image_samples <= 0:
+            raise ValueError("data.image_samples and data.audio_only are both 0: nothing to train on")
         if not self.data.shards:
             raise ValueError("data.shards is empty: give at least one shard folder")
         for s in self.data.shards:

@@ -44,6 +44,8 @@ class ImageFeatureStore:
             self.cache.mkdir(parents=True, exist_ok=True)
         self.hits = 0
         self.misses = 0
+        self._memory: dict[str, torch.Tensor] = {}  # most recent features, so small datasets stay in RAM
+        self.memory_items = 4096
 
     def _path(self, ref: ImageRef) -> Path:
         p = Path(ref.path)
@@ -58,10 +60,14 @@ class ImageFeatureStore:
     @torch.no_grad()
     def features(self, ref: ImageRef) -> torch.Tensor:
         """[N, hidden] float32 tower output of one image."""
+        key = f"{ref.image_id}\0{ref.path}"
+        if key in self._memory:
+            self.hits += 1
+            return self._memory[key]
         cached = self._cache_file(ref)
         if cached is not None and cached.is_file():
             self.hits += 1
-            return load_file(str(cached))["features"]
+            return self._remember(key, load_file(str(cached))["features"])
         self.misses += 1
         pixels = preprocess_images(self._path(ref), self.encoder.cfg.image_size)
         param = next(self.encoder.tower.parameters())
@@ -70,7 +76,13 @@ class ImageFeatureStore:
             tmp = cached.with_suffix(".tmp")
             save_file({"features": out.contiguous()}, str(tmp))
             os.replace(tmp, cached)
-        return out
+        return self._remember(key, out)
+
+    def _remember(self, key: str, value: torch.Tensor) -> torch.Tensor:
+        if len(self._memory) >= self.memory_items:
+            self._memory.pop(next(iter(self._memory)))  # oldest first
+        self._memory[key] = value
+        return value
 
     def batch(self, refs: list[ImageRef | None]) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Tower outputs [B, N, hidden] (zeros where a sample has no image) and present [B] bool;

@@ -1,0 +1,66 @@
+"""Build the model a run trains and decide which parameters learn (`adapters`, `full`, `lora`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig, preset
+from ..models.loaders import build_model, load_model
+from ..models.moshivis import MoshiVis
+from .config import TrainConfig
+from .lora import attach_lora
+
+
+def model_config(cfg: TrainConfig) -> ModelConfig:
+    mc = preset(cfg.model.preset)
+    if cfg.model.adapters:
+        if mc.adapters is None:
+            raise ValueError(f"model.adapters: preset {cfg.model.preset} has no adapters to override")
+        try:
+            mc.adapters = dataclasses.replace(mc.adapters, **cfg.model.adapters)
+        except TypeError as e:
+            raise ValueError(f"model.adapters: {e}") from None
+    return mc
+
+
+def build_training_model(cfg: TrainConfig, device: torch.device | str = "cpu") -> MoshiVis:
+    """The model before any wrapping, in float32 (mixed precision is applied by the trainer)."""
+    mc = model_config(cfg)
+    torch.manual_seed(cfg.seed)  # fresh adapters (and random bases) are the same on every rank and run
+    if cfg.model.checkpoint:
+        model = load_model(cfg.model.checkpoint, mc, device=device, dtype=torch.float32)
+    else:
+        model = build_model(mc, device=device)
+    model.lm.transformer.checkpointing = cfg.model.activation_checkpointing
+    model.lm.depformer.checkpointing = cfg.model.activation_checkpointing
+    if cfg.mode == "lora":
+        attach_lora(model, cfg.model.lora_rank)
+    set_trainable(model, cfg.mode)
+    return model
+
+
+def trainable_names(model: MoshiVis, mode: str) -> set[str]:
+    """Names of the parameters that learn in `mode`. The SigLIP tower never trains (frozen, as in the
+    paper); `full` trains the LM and the adapters; `lora` the low-rank updates and the adapters."""
+    adapters = {n for n, _ in model.adapter_parameters()}
+    names = {n for n, _ in model.named_parameters()}
+    if mode == "adapters":
+        return adapters
+    if mode == "full":
+        return {n for n in names if n.startswith("lm.")} | adapters
+    if mode == "lora":
+        return {n for n in names if n.startswith("lora.")} | adapters
+    raise ValueError(f"mode: unknown {mode!r}")
+
+
+def set_trainable(model: MoshiVis, mode: str) -> list[nn.Parameter]:
+    keep = trainable_names(model, mode)
+    params = []
+    for n, p in model.named_parameters():
+        p.requires_grad_(n in keep)
+        if n in keep:
+            params.append(p)
+    return params

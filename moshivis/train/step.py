@@ -1,0 +1,30 @@
+"""One forward of a training micro-batch, as a module (so DDP/FSDP wrap it like any model)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..models.moshivis import GateTrace, MoshiVis
+from .loss import LossResult, LossWeights, moshi_loss
+
+
+class TrainStep(nn.Module):
+    """codes [B, 17, T], loss_mask [B, 17, T], tower features [B, N, hidden] or None, present [B] ->
+    (loss pieces, gate means [B, T, L] or None)."""
+
+    def __init__(self, model: MoshiVis, weights: LossWeights) -> None:
+        super().__init__()
+        self.model = model
+        self.weights = weights
+
+    def forward(self, codes: torch.Tensor, loss_mask: torch.Tensor, features: torch.Tensor | None,
+                present: torch.Tensor) -> tuple[LossResult, torch.Tensor | None]:
+        image, trace = None, None
+        if features is not None and self.model.vision is not None and self.model.adapters is not None:
+            embeds = self.model.vision.project(features)
+            image = self.model.image_context(embeds)
+            trace = GateTrace()
+        out = self.model(codes, image=image, image_mask=present if image is not None else None, gates=trace)
+        means = trace.means() if trace is not None else None
+        return moshi_loss(out, codes, loss_mask, self.weights), means
