@@ -79,6 +79,28 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train.config import load_config
+
+    config, overrides = args.config, list(args.overrides)
+    if config is not None and "=" in config and not os.path.isfile(config):
+        config, overrides = None, [config, *overrides]  # `moshivis train key=value ...` without a file
+    cfg = load_config(config, overrides)
+    if args.dry_run:
+        from .train.memory import format_table, training_memory
+
+        report = training_memory(cfg, gpus=args.gpus, gpu_memory_gb=args.gpu_memory)
+        print(json.dumps(report, indent=2) if args.json else format_table(report))
+        return 0
+    from .train.trainer import Trainer
+
+    history = Trainer(cfg).run(resume=args.resume, stop_at=args.stop_at)
+    if history:
+        last = history[-1]
+        print(f"step {last.step}: loss {last.loss:.4f} (text {last.text_loss:.4f}, audio {last.audio_loss:.4f})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moshivis", description="Vision-speech models (MoshiVis) toolkit")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -101,6 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--xa-start", type=int, default=None)
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("train", help="train adapters (or a whole model) from a YAML config")
+    p.add_argument("config", nargs="?", default=None, help="YAML config (defaults for every key otherwise)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. optim.lr=1e-4 steps=500")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint of out_dir")
+    p.add_argument("--stop-at", type=int, default=None, help="stop after this step (schedule unchanged)")
+    p.add_argument("--dry-run", action="store_true", help="print the memory per GPU and exit")
+    p.add_argument("--gpus", type=int, default=8, help="dry run: GPUs to shard over")
+    p.add_argument("--gpu-memory", type=float, default=80.0, help="dry run: GB per GPU")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("convert", help="convert a checkpoint between layouts")
     p.add_argument("source")

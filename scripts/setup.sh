@@ -4,6 +4,15 @@
 # Every pip call carries constraints.txt (torch==2.13.0) so nothing can pull another torch build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Debian TTS voices for the data pipeline (user voice pool); best effort: their tests skip without them.
+if ! command -v flite >/dev/null || ! command -v espeak-ng >/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    (apt-get install -y -q flite espeak-ng >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 &&
+      apt-get install -y -q flite espeak-ng >/dev/null 2>&1; }) || echo "warning: flite/espeak-ng not installed"
+  else
+    echo "note: install flite and espeak-ng (Debian packages) for the extra TTS voices"
+  fi
+fi
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 PIP=(.venv/bin/pip install --disable-pip-version-check -q -c constraints.txt)

@@ -3,7 +3,8 @@
 Voices: the English voices of `espeak-ng --voices=en` (en-us, en-gb, en-gb-scotland, en-029, ...), less
 the MBROLA ones (they need separate `mbrola` voice packages), optionally with a variant from
 `espeak-ng --voices=variant` ("en-us+f3", "en-gb-x-rp+m3"). length_scale sets the rate (175 words per
-minute / length_scale) and "p<0-99>" the pitch. (`--voices=en` also lists a variant, `!v/Storm`: skipped.) No word timings (None): align with `WhisperAligner`.
+minute / length_scale) and "p<0-99>" the pitch. (`--voices=en` also lists a variant, `!v/Storm`: skipped.)
+No word timings (None): align with `WhisperAligner`.
 """
 
 from __future__ import annotations

@@ -97,14 +97,18 @@ def _streaming_parts(*modules: nn.Module | None) -> list[nn.Module]:
 
 
 class _MimiStream(StreamingStep):
-    """Holds the streaming contexts of one half of Mimi; `fn` maps one frame of input to one of output."""
+    """Holds the streaming contexts of one half of Mimi (its sub-modules' causal state) until closed."""
 
     def __init__(self, codec: "MimiCodec", side: str, parts: list[nn.Module], batch_size: int) -> None:
         if codec._open[side]:
             raise RuntimeError(f"a streaming {side} is already open on this MimiCodec; close it first")
         self._codec, self._side, self._stack = codec, side, contextlib.ExitStack()
-        for part in parts:
-            self._stack.enter_context(part.streaming(batch_size))
+        try:
+            for part in parts:
+                self._stack.enter_context(part.streaming(batch_size))
+        except BaseException:  # e.g. the model is already streaming through `model.streaming()`
+            self._stack.close()
+            raise
         codec._open[side] = True
         self.batch_size = batch_size
 
@@ -152,7 +156,7 @@ class MimiCodec(AudioCodec):
         self._open = {"encoder": False, "decoder": False}
         # The encoder transformer attends to its last 250 steps at 25 Hz (10 s = 125 frames): only past that
         # has the start-of-stream transient left its view, so that every further silent frame encodes the
-        # same (with random weights the codes still drift at frame 45; trained weights drift less).
+        # same (with random weights the codes still change at frame 45).
         self.silence_warmup_frames = 128
 
     @classmethod
@@ -163,9 +167,9 @@ class MimiCodec(AudioCodec):
         from moshi.models.loaders import get_mimi
 
         path = None if weights is None else str(resolve_mimi_weights(weights))
-        if path is None:
-            torch.manual_seed(seed)  # get_mimi initialises from the global generator
-        model = get_mimi(path, device=device, num_codebooks=num_codebooks)
+        with torch.random.fork_rng(devices=[]):  # get_mimi initialises from the global generator: seed it,
+            torch.manual_seed(seed)  # and leave the caller's random state as it was
+            model = get_mimi(path, device=device, num_codebooks=num_codebooks)
         if path is None:
             with torch.no_grad():
                 _seed_codebooks_from_data(model, seed)

@@ -19,7 +19,7 @@ from .piper_tts import PiperTTS
 from .tts_base import SAMPLE_RATE, TTSBackend, TTSError, VoiceOptions
 
 __all__ = ["BACKENDS", "SAMPLE_RATE", "EspeakTTS", "FliteTTS", "PiperTTS", "TTSBackend", "TTSError", "TTSVoice",
-           "VoiceOptions", "get_backend", "make_tts", "parse_spec"]
+           "VoiceOptions", "VoicePool", "get_backend", "make_tts", "parse_spec"]
 
 BACKENDS: dict[str, type[TTSBackend]] = {"piper": PiperTTS, "flite": FliteTTS, "espeak": EspeakTTS}
 _shared: dict[str, TTSBackend] = {}
@@ -67,3 +67,12 @@ def make_tts(spec: str) -> TTSVoice:
     """A voice from a spec such as "piper:joe", "flite:slt", "espeak:en-gb+f3" (see module docstring)."""
     backend, voice = parse_spec(spec)
     return TTSVoice(get_backend(backend), voice)
+
+
+def __getattr__(name: str):
+    """`VoicePool` is served from here too, imported on first use: voice_pool.py imports this module."""
+    if name == "VoicePool":
+        from .voice_pool import VoicePool
+
+        return VoicePool
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

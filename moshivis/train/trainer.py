@@ -227,7 +227,10 @@ class Trainer:
             gate_related=float(gate_rel[0] / gate_rel[1]) if gate_rel[1] > 0 else None,
             gate_unrelated=float(gate_unrel[0] / gate_unrel[1]) if gate_unrel[1] > 0 else None)
 
-    def run(self, resume: bool = False, show_progress: bool = True) -> list[StepMetrics]:
+    def run(self, resume: bool = False, show_progress: bool = True, stop_at: int | None = None
+            ) -> list[StepMetrics]:
+        """Train until `cfg.steps` (or until step `stop_at`, leaving the schedule as configured: a
+        time-boxed chunk of a longer run, continued later with resume=True)."""
         if resume:
             self.resume()
         main = self.info.is_main
@@ -243,7 +246,8 @@ class Trainer:
                    dynamic_ncols=True)
         it = iter(self.loader)
         try:
-            while self.step < self.cfg.steps:
+            end = self.cfg.steps if stop_at is None else min(stop_at, self.cfg.steps)
+            while self.step < end:
                 m = self.train_step(self._micro_batches(it))
                 self.history.append(m)
                 if main:
@@ -260,7 +264,7 @@ class Trainer:
                             writer.add_scalar("gates/related", m.gate_related, m.step)
                         if m.gate_unrelated is not None:
                             writer.add_scalar("gates/unrelated", m.gate_unrelated, m.step)
-                if self.step % self.cfg.save_every == 0 or self.step == self.cfg.steps:
+                if self.step % self.cfg.save_every == 0 or self.step == end:
                     self.save()
         finally:
             bar.close()

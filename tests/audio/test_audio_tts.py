@@ -164,6 +164,9 @@ def test_missing_binary_is_a_tts_error() -> None:
 def test_make_tts() -> None:
     voice = make_tts("piper:joe:1.1")
     assert voice.spec == "piper:joe:1.1" and voice.backend is make_tts("piper").backend  # shared
+    from moshivis.audio.tts import VoicePool as FromTTS
+
+    assert FromTTS is VoicePool
     if shutil.which("espeak-ng"):
         audio, words = make_tts("espeak:en-gb+f3").synthesize("The circle is blue.")
         check_speech(audio)

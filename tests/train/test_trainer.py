@@ -77,8 +77,8 @@ def test_adapters_learn_the_image_and_the_base_stays_frozen(tmp_path):
 def test_resume_in_process_is_exact(tmp_path):
     shards = make_colour_shards(tmp_path, n=32)
     full = Trainer(config(tmp_path / "a", shards, steps=10, save_every=4), SINGLE).run(show_progress=False)
-    first = Trainer(config(tmp_path / "b", shards, steps=6, save_every=4), SINGLE)
-    first.run(show_progress=False)  # saves at 4 and 6; resume from the latest (6)
+    first = Trainer(config(tmp_path / "b", shards, steps=10, save_every=4), SINGLE)
+    first.run(show_progress=False, stop_at=6)  # saves at 4 and 6; resume from the latest (6)
     cfg = config(tmp_path / "b", shards, steps=10, save_every=4)
     resumed = Trainer(cfg, SINGLE)
     rest = resumed.run(resume=True, show_progress=False)
