@@ -54,7 +54,7 @@ def all_reduce_sum(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
 
 def shard_fsdp(train_module: nn.Module, model: MoshiVis, info: DistInfo, mp_dtype: torch.dtype | None) -> None:
     """FSDP2: one unit per temporal and per depformer layer, the adapters in their own units, the rest
-    (embeddings, heads, vision) in the root unit.
+    (embeddings, heads, image projection) in the root unit; the frozen SigLIP tower is not sharded.
 
     The shared cross-attention is called once per layer and once per image (`image_kv`), so its unit keeps
     its gathered weights for the whole forward (reshard_after_forward=False) instead of gathering 33 times.
@@ -76,7 +76,10 @@ def shard_fsdp(train_module: nn.Module, model: MoshiVis, info: DistInfo, mp_dtyp
         for gate in model.adapters.gates:
             if any(True for _ in gate.parameters()):
                 fully_shard(gate, reshard_after_forward=not model.adapters.cfg.shared_gate, **kw)
-    fully_shard(train_module, **kw)
+    # The frozen SigLIP tower runs outside the training forward (features are computed, then cached, by
+    # the image store), so it stays whole on every rank instead of joining the root unit.
+    ignored = set(model.vision.tower.parameters()) if model.vision is not None else set()
+    fully_shard(train_module, ignored_params=ignored, **kw)
 
 
 def wrap(train_module: nn.Module, model: MoshiVis, mode: str, info: DistInfo,

@@ -1,0 +1,104 @@
+"""What an easy-vqa image shows: its one shape and colour as its QA pairs tell (`easy_vqa_attributes`),
+where the shape sits, read from the pixels (`easy_vqa_layout`), and Moshi's sentence for an easy-vqa
+question (`easy_vqa_spoken_answer`)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from moshivis.data.easy_vqa_wordings import EasyVqaQuestion, parse_easy_vqa_question
+from moshivis.data.spoken_answers import article_for, most_common_answer
+
+
+@dataclass
+class EasyVqaAttributes:
+    shape: str | None = None
+    color: str | None = None
+
+
+def easy_vqa_attributes(qa: Sequence[tuple[str, Sequence[str]]]) -> EasyVqaAttributes:
+    """The image's shape and colour as far as its QA pairs tell (each easy-vqa image has one shape)."""
+    attrs = EasyVqaAttributes()
+    for question, answers in qa:
+        p = parse_easy_vqa_question(question)
+        if p is None or not answers:
+            continue
+        a = most_common_answer(answers).lower()
+        if p.intent == "shape":
+            attrs.shape = a
+        elif p.intent == "color":
+            attrs.color = a
+            if p.value != "shape":
+                attrs.shape = p.value
+        elif p.intent == "shape_of_color":
+            attrs.color, attrs.shape = p.value, a
+        elif p.intent in ("has_color", "not_color") and (a == "yes") == (p.intent == "has_color"):
+            attrs.color = p.value
+        elif p.intent in ("has_shape", "not_shape") and (a == "yes") == (p.intent == "has_shape"):
+            attrs.shape = p.value
+    return attrs
+
+
+def easy_thing(attrs: EasyVqaAttributes) -> str:
+    """ "a blue circle" / "a circle" / "a blue shape" / "a shape" """
+    words = " ".join(w for w in (attrs.color, attrs.shape or "shape") if w)
+    return f"{article_for(words)} {words}"
+
+
+def easy_vqa_spoken_answer(p: EasyVqaQuestion, answer: str, attrs: EasyVqaAttributes, rng: random.Random) -> str:
+    """Moshi's sentence for an easy-vqa question, adding what else is known ("No, there isn't a red
+    shape. The shape is blue.")."""
+    a = answer.strip().lower()
+    thing = easy_thing(attrs)
+    if p.intent == "shape":
+        return rng.choice([f"It's {thing}.", f"I see {thing}.", f"There is {thing}."])
+    if p.intent == "color":
+        return rng.choice([f"The {p.value} is {a}.", f"It's {a}."])
+    if p.intent == "shape_of_color":
+        return rng.choice([f"The {p.value} shape is {article_for(a)} {a}.", f"It's {article_for(a)} {a}."])
+    is_color = p.intent in ("has_color", "not_color")
+    present = (a == "yes") == p.intent.startswith("has")
+    bare = f"{p.value} shape" if is_color else str(p.value)  # "red shape" / "circle"
+    named = f"{article_for(bare)} {bare}"
+    other = ""
+    if not present:
+        known = attrs.color if is_color else attrs.shape
+        if known:
+            other = f" The shape is {known}." if is_color else f" The shape is {article_for(known)} {known}."
+    if p.intent.startswith("has"):
+        return f"Yes, there is {named}." if present else f"No, there isn't {named}.{other}"
+    # Negated question: answer the fact, not the polarity ("Is there not a red shape?" -> no -> there is one).
+    return f"Actually, there is {named}." if present else f"That's right, there is no {bare}.{other}"
+
+
+def easy_vqa_layout(path: str) -> tuple[str, str, str, float] | None:
+    """(vertical, horizontal, phrase, area fraction) of the one shape in an easy-vqa image, from pixels:
+    the shape is whatever differs from the border's dominant colour. None when no shape is found."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        arr = np.asarray(im.convert("RGB")).astype(np.int32)
+    h, w, _ = arr.shape
+    border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
+    colors, counts = np.unique(border, axis=0, return_counts=True)
+    bg = colors[counts.argmax()]
+    mask = np.abs(arr - bg).sum(-1) > 60
+    if not mask.any():
+        return None
+    ys, xs = np.nonzero(mask)
+    cy, cx = (ys.min() + ys.max()) / 2 / h, (xs.min() + xs.max()) / 2 / w
+    # Thirds would call a shape spanning x 0.4..0.9 "in the middle"; 0.4/0.6 matches what a person says.
+    vert = "top" if cy < 0.4 else "bottom" if cy > 0.6 else "middle"
+    horiz = "left" if cx < 0.4 else "right" if cx > 0.6 else "center"
+    if vert == "middle" and horiz == "center":
+        phrase = "in the middle of the picture"
+    elif vert == "middle":
+        phrase = f"on the {horiz} side"
+    elif horiz == "center":
+        phrase = f"at the {vert}"
+    else:
+        phrase = f"in the {vert} {horiz} corner"
+    return vert, horiz, phrase, float(mask.mean())
