@@ -101,6 +101,86 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .data.synth import SynthConfig, load_config, run_synth
+
+    cfg = load_config(args.config) if args.config else SynthConfig()
+    src, dlg = cfg.source, cfg.dialogues
+    # Flags override the file only when given (their defaults are None).
+    for target, attr, value in (
+        (src, "kind", args.source), (src, "paths", args.paths), (src, "image_root", args.image_root),
+        (src, "split", args.split), (src, "limit", args.limit), (cfg, "out_dir", args.out),
+        (cfg, "speech_fraction", args.speech_fraction), (cfg, "audio_only", args.audio_only),
+        (cfg, "p_concat", args.p_concat), (cfg, "codec", args.codec), (cfg, "moshi_voice", args.moshi_voice),
+        (cfg, "user_voices", args.user_voices), (cfg, "tokenizer", args.tokenizer), (cfg, "aligner", args.aligner),
+        (cfg, "seed", args.seed), (cfg, "max_frames", args.max_frames),
+        (cfg, "samples_per_shard", args.samples_per_shard), (dlg, "question_types", args.question_types),
+        (dlg, "min_turns", args.min_turns), (dlg, "max_turns", args.max_turns),
+    ):
+        if value is not None:
+            setattr(target, attr, value)
+    if args.out is None and not args.config:
+        raise ValueError("--out is required (or out_dir in --config)")
+    result = run_synth(cfg, resume=args.resume, progress=not args.quiet, console=Console(stderr=True))
+    print(json.dumps({"out_dir": str(result.out_dir), "written": dict(result.report.written),
+                      "skipped": dict(result.report.skipped), "errors": result.report.errors_by_reason(),
+                      **{k: result.report.throughput()[k] for k in ("samples_per_min", "tts_rtf", "codec_rtf")}}))
+    return 0
+
+
+def cmd_data_inspect(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .data.inspect import inspect_shards
+
+    inspect_shards(args.shards, index=args.index, sample_id=args.id, wav=args.wav, tokenizer=args.tokenizer,
+                   console=Console(width=args.width))
+    return 0
+
+
+def _add_data_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="make and inspect training data (synthetic spoken dialogues -> shards)")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+
+    s = dsub.add_parser("synth", help="source rows -> dialogues -> speech -> codec tokens -> shards")
+    s.add_argument("--config", default=None, help="YAML file of SynthConfig fields (flags override it)")
+    s.add_argument("--source", default=None, choices=["easy-vqa", "coco", "captions-jsonl", "vqav2", "ocr-vqa"])
+    s.add_argument("--paths", nargs="+", default=None, help="source files (see SourceConfig)")
+    s.add_argument("--image-root", default=None)
+    s.add_argument("--split", default=None)
+    s.add_argument("--limit", type=int, default=None, help="source rows to read")
+    s.add_argument("--out", default=None, help="output shard folder")
+    s.add_argument("--speech-fraction", type=float, default=None, help="share of dialogues also spoken (0.5)")
+    s.add_argument("--audio-only", type=int, default=None, help="image-less dialogues to add (0)")
+    s.add_argument("--p-concat", type=float, default=None, help="share with an unrelated dialogue glued on (0.2)")
+    s.add_argument("--codec", default=None, help="mimi (random weights) | mimi:PATH | py:module:Class")
+    s.add_argument("--moshi-voice", default=None, help="TTS spec of Moshi's voice (piper:joe)")
+    s.add_argument("--user-voices", nargs="+", default=None, help="TTS specs of the user voice pool")
+    s.add_argument("--tokenizer", default=None, help="SentencePiece model (default: train one into --out)")
+    s.add_argument("--aligner", default=None, choices=["auto", "piper", "whisper"])
+    s.add_argument("--question-types", nargs="+", default=None)
+    s.add_argument("--min-turns", type=int, default=None)
+    s.add_argument("--max-turns", type=int, default=None)
+    s.add_argument("--max-frames", type=int, default=None)
+    s.add_argument("--samples-per-shard", type=int, default=None)
+    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--resume", action="store_true", help="continue an interrupted run of the same config")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_data_synth)
+
+    i = dsub.add_parser("inspect", help="manifest summary + one sample's dialogue, aligned words and audio")
+    i.add_argument("shards", help="shard folder")
+    which = i.add_mutually_exclusive_group()
+    which.add_argument("--index", type=int, default=None, help="sample number in shard order (default 0)")
+    which.add_argument("--id", default=None, help="sample id")
+    i.add_argument("--wav", default=None, help="decode the sample's audio to this WAV (left Moshi, right user)")
+    i.add_argument("--tokenizer", default=None, help="default: the one the manifest records")
+    i.add_argument("--width", type=int, default=120, help="table width")
+    i.set_defaults(func=cmd_data_inspect)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moshivis", description="Vision-speech models (MoshiVis) toolkit")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -141,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", required=True, choices=["moshivis", "adapters", "kyuteye", "moshi"])
     p.add_argument("--preset", default=None, help="needed for released/moshi sources (they carry no config)")
     p.set_defaults(func=cmd_convert)
+
+    _add_data_parser(sub)
     return parser
 
 

@@ -51,7 +51,7 @@ def _fused_sdpa(q, k, v, attn_mask=None, **_: Any) -> torch.Tensor:
 
 
 def measure_activations(cfg: TrainConfig, batch: int, frames: int, checkpointing: bool,
-                        drop_layers: tuple[int, int] = (0, 0)) -> int:
+                        drop_layers: tuple[int, int] = (0, 0), device: str = "meta") -> int:
     """Bytes autograd saves for one training forward of `batch` x `frames` (meta device, bf16).
     drop_layers: (temporal, depformer) layers removed, to measure one layer's share by difference."""
     mc = model_config(cfg)
@@ -59,7 +59,7 @@ def measure_activations(cfg: TrainConfig, batch: int, frames: int, checkpointing
     mc.lm.depformer.num_layers -= drop_layers[1]
     if mc.adapters is not None and mc.adapters.layers is not None:
         mc.adapters.layers = tuple(i for i in mc.adapters.layers if i < mc.lm.temporal.num_layers)
-    model = build_model(mc, init=False).to(torch.bfloat16)
+    model = (build_model(mc, init=False) if device == "meta" else build_model(mc, device=device)).to(torch.bfloat16)
     keep = trainable_names(model, cfg.mode)
     for n, p in model.named_parameters():
         p.requires_grad_(n in keep)
@@ -78,12 +78,12 @@ def measure_activations(cfg: TrainConfig, batch: int, frames: int, checkpointing
             total += _bytes(t)
         return t
 
-    codes = torch.zeros(batch, mc.lm.num_streams, frames, dtype=torch.long, device="meta")
-    mask = torch.ones(batch, mc.lm.num_streams, frames, dtype=torch.bool, device="meta")
+    codes = torch.zeros(batch, mc.lm.num_streams, frames, dtype=torch.long, device=device)
+    mask = torch.ones(batch, mc.lm.num_streams, frames, dtype=torch.bool, device=device)
     feats = present = None
     if mc.vision is not None and mc.adapters is not None:
-        feats = torch.zeros(batch, mc.vision.num_tokens, mc.vision.hidden_size, dtype=torch.bfloat16, device="meta")
-        present = torch.ones(batch, dtype=torch.bool, device="meta")
+        feats = torch.zeros(batch, mc.vision.num_tokens, mc.vision.hidden_size, dtype=torch.bfloat16, device=device)
+        present = torch.ones(batch, dtype=torch.bool, device=device)
     step = TrainStep(model, LossWeights())
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
             mock.patch.object(torch.nn.functional, "scaled_dot_product_attention", _fused_sdpa):

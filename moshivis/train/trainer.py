@@ -272,4 +272,7 @@ class Trainer:
                 metrics_file.close()
             if writer is not None:
                 writer.close()
+        if main and (self.out / "metrics.jsonl").exists():
+            from .plots import plot_metrics
+            plot_metrics(self.out / "metrics.jsonl", self.out / "loss.png")
         return self.history

@@ -72,6 +72,9 @@ def test_adapters_learn_the_image_and_the_base_stays_frozen(tmp_path):
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 100 and json.loads(lines[-1])["step"] == 100
     assert (tmp_path / "run" / "checkpoints" / "step_000100" / "model.safetensors").is_file()
+    assert (tmp_path / "run" / "loss.png").stat().st_size > 1000
+    # Gate statistics: the gates opened on image frames during training (they start at 0.018).
+    assert history[-1].gate_related is not None and history[-1].gate_related > 0.05
 
 
 def test_resume_in_process_is_exact(tmp_path):
@@ -100,3 +103,24 @@ def test_bad_config_fails_before_work(tmp_path, override, message):
 def test_missing_data_is_named(tmp_path):
     with pytest.raises(ValueError, match="no manifest.json"):
         Trainer(config(tmp_path, tmp_path / "nothing"), SINGLE)
+
+
+def test_non_finite_loss_stops_with_step_and_batch(tmp_path):
+    from moshivis.train.trainer import NonFiniteLoss
+
+    shards = make_colour_shards(tmp_path, n=16)
+    trainer = Trainer(config(tmp_path, shards, steps=3), SINGLE)
+    with torch.no_grad():
+        trainer.model.adapters.xa.out_proj.weight.fill_(float("nan"))
+    with pytest.raises(NonFiniteLoss, match=r"at step 1, micro-batch 0, samples \['s"):
+        trainer.run(show_progress=False)
+
+
+def test_resume_refuses_another_architecture(tmp_path):
+    from moshivis.models.loaders import CheckpointError
+
+    shards = make_colour_shards(tmp_path, n=16)
+    Trainer(config(tmp_path, shards, steps=2), SINGLE).run(show_progress=False)
+    other = Trainer(config(tmp_path, shards, steps=4, **{"model.adapters": "{shared_xa: false}"}), SINGLE)
+    with pytest.raises(CheckpointError, match=r"another architecture.*missing \['adapters.xa.0.in_proj.weight'"):
+        other.run(resume=True, show_progress=False)

