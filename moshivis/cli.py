@@ -123,7 +123,10 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
             setattr(target, attr, value)
     if args.out is None and not args.config:
         raise ValueError("--out is required (or out_dir in --config)")
-    result = run_synth(cfg, resume=args.resume, progress=not args.quiet, console=Console(stderr=True))
+    try:
+        result = run_synth(cfg, resume=args.resume, progress=not args.quiet, console=Console(stderr=True))
+    except FileExistsError as e:  # reported like the other user errors, one line and exit code 2
+        raise ValueError(str(e)) from e
     print(json.dumps({"out_dir": str(result.out_dir), "written": dict(result.report.written),
                       "skipped": dict(result.report.skipped), "errors": result.report.errors_by_reason(),
                       **{k: result.report.throughput()[k] for k in ("samples_per_min", "tts_rtf", "codec_rtf")}}))
@@ -228,7 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("NO_TORCH_COMPILE", "1")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # `train CONFIG --dry-run key=value`: overrides may come after options
+        if args.command == "train" and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = [*args.overrides, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
     except (CheckpointError, ValueError, FileNotFoundError) as e:

@@ -54,7 +54,9 @@ def test_two_processes_match_one(setup, mode):
     tmp, shards, single = setup
     losses = torchrun(tmp, shards, mode)
     assert len(losses) == STEPS
-    assert max(abs(a - b) for a, b in zip(losses, single)) < 1e-5, (losses, single)
+    worst = max(abs(a - b) for a, b in zip(losses, single))
+    print(f"{mode}: max |loss difference| over {STEPS} steps = {worst:.2e}")
+    assert worst < 1e-5, (losses, single)
     assert single[-1] < single[0]  # it trains
 
 
