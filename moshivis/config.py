@@ -171,18 +171,26 @@ def gated_ffn_hidden(dim: int, hidden_scale: float) -> int:
 # ----------------------------------------------------------------------------------------------- presets
 
 
+def moshi_lm(text_card: int, audio_card: int, dim: int, heads: int, layers: int, dep_dim: int, dep_heads: int,
+             dep_layers: int, hidden_scale: float = 4.125) -> LMConfig:
+    """A Moshi LM of the released shape at any size: RoPE temporal transformer (true RMS norms, context 3000)
+    + depformer with per-codebook weights, no positional encoding, variance-form norms (public PyTorch code)."""
+    return LMConfig(
+        text_card=text_card,
+        audio_card=audio_card,
+        temporal=TransformerConfig(dim=dim, num_heads=heads, num_layers=layers,
+                                   ffn_hidden=gated_ffn_hidden(dim, hidden_scale), context=3000),
+        depformer=TransformerConfig(dim=dep_dim, num_heads=dep_heads, num_layers=dep_layers,
+                                    ffn_hidden=gated_ffn_hidden(dep_dim, hidden_scale), context=8, norm="var",
+                                    rope=False, weights_per_step=8),
+    )
+
+
 def tiny() -> ModelConfig:
     """The size of `shared/fixtures/kyuteye_tiny` (440k parameters): used by the tests."""
     return ModelConfig(
         name="tiny",
-        lm=LMConfig(
-            text_card=100,
-            audio_card=32,
-            temporal=TransformerConfig(dim=64, num_heads=4, num_layers=2, ffn_hidden=gated_ffn_hidden(64, 4.125),
-                                       context=3000),
-            depformer=TransformerConfig(dim=32, num_heads=2, num_layers=2, ffn_hidden=gated_ffn_hidden(32, 4.125),
-                                        context=8, norm="var", rope=False, weights_per_step=8),
-        ),
+        lm=moshi_lm(text_card=100, audio_card=32, dim=64, heads=4, layers=2, dep_dim=32, dep_heads=2, dep_layers=2),
         vision=VisionConfig(hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2, patch_size=14,
                             image_size=56),
     )
@@ -192,14 +200,8 @@ def small() -> ModelConfig:
     """Benchmark size: dim 1024 x 8 layers, depformer 512 x 4, real vocabularies, 1024 image tokens."""
     return ModelConfig(
         name="small",
-        lm=LMConfig(
-            text_card=32000,
-            audio_card=2048,
-            temporal=TransformerConfig(dim=1024, num_heads=8, num_layers=8,
-                                       ffn_hidden=gated_ffn_hidden(1024, 4.125), context=3000),
-            depformer=TransformerConfig(dim=512, num_heads=8, num_layers=4, ffn_hidden=gated_ffn_hidden(512, 4.125),
-                                        context=8, norm="var", rope=False, weights_per_step=8),
-        ),
+        lm=moshi_lm(text_card=32000, audio_card=2048, dim=1024, heads=8, layers=8, dep_dim=512, dep_heads=8,
+                    dep_layers=4),
         vision=VisionConfig(hidden_size=384, intermediate_size=1536, num_layers=4, num_heads=6, patch_size=14,
                             image_size=448),
     )
@@ -209,15 +211,8 @@ def moshika_vis_7b() -> ModelConfig:
     """The released MoshiVis (kyutai/moshika-vis-pytorch-bf16): Moshi 7B + PaliGemma2-448 SigLIP tower."""
     return ModelConfig(
         name="moshika-vis-7b",
-        lm=LMConfig(
-            text_card=32000,
-            audio_card=2048,
-            temporal=TransformerConfig(dim=4096, num_heads=32, num_layers=32,
-                                       ffn_hidden=gated_ffn_hidden(4096, 4.125), context=3000),
-            depformer=TransformerConfig(dim=1024, num_heads=16, num_layers=6,
-                                        ffn_hidden=gated_ffn_hidden(1024, 4.125), context=8, norm="var", rope=False,
-                                        weights_per_step=8),
-        ),
+        lm=moshi_lm(text_card=32000, audio_card=2048, dim=4096, heads=32, layers=32, dep_dim=1024, dep_heads=16,
+                    dep_layers=6),
         vision=VisionConfig(hidden_size=1152, intermediate_size=4304, num_layers=27, num_heads=16, patch_size=14,
                             image_size=448),
         adapters=AdapterConfig(xa_start=16),

@@ -139,7 +139,8 @@ def test_xa_start_delays_the_image(model):
     blind, _ = run(model, user)
     late, gates = run(model, user, emb, xa_start=6)
     early, _ = run(model, user, emb)
-    # Outputs j < 6 come from steps <= 6 ... output j is returned by step j + 1 and sampled at steps j, j + 1.
+    # Output j holds tokens sampled at steps j and j + 1, so outputs 0..4 come from steps 0..5, before the
+    # image appears at step 6.
     assert torch.equal(late[..., :5], blind[..., :5])
     assert not torch.equal(late, blind)
     assert not torch.equal(early[..., :5], blind[..., :5])
@@ -148,7 +149,7 @@ def test_xa_start_delays_the_image(model):
 
 def test_image_replaced_mid_conversation_per_item(model):
     """Two identical conversations in one batch; item 1's image is replaced at step 8: item 0 is
-    unaffected, item 1 continues like a run that only ever had... the new image from step 8 on."""
+    unaffected (equal to a run alone), item 1 agrees with it up to the swap and diverges after."""
     user = random_codes(model.cfg, 1, 16, seed=2)[:, 9:].expand(2, -1, -1)
     img_a = model.encode_image(random_pixels(1, seed=1))
     img_b = model.encode_image(random_pixels(1, seed=2))
