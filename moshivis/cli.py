@@ -240,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
-    except (CheckpointError, ValueError, FileNotFoundError) as e:
+    except (CheckpointError, ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"moshivis {args.command}: error: {e}", file=sys.stderr)
         return 2
 

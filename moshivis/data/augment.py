@@ -114,7 +114,11 @@ def smalltalk_dialogue(rng: random.Random, min_pairs: int = 1, max_pairs: int = 
             continue  # the same yes/no fact twice in a row would be odd
         pairs.append((q, a))
         topics.append(topic)
-    fix = numbers_in_words if numbers_as_words else (lambda s: s)
+
+    def fix(text: str) -> str:
+        # Number words first, then the capital: "2 plus 12 is 14." -> "Two plus twelve is fourteen."
+        text = numbers_in_words(text) if numbers_as_words else text
+        return text[:1].upper() + text[1:]
     turns = [Turn(speaker, fix(text), about_image=False) for q, a in pairs for speaker, text in (("user", q),
                                                                                                   ("moshi", a))]
     return Dialogue(id=dialogue_id or f"{SMALLTALK}:{rng.getrandbits(48):012x}", turns=turns, image=None,

@@ -24,6 +24,12 @@ length) rather than cropped: a crop would cut a turn mid-word and leave a dialog
 the trainer already crops long samples at random when it needs shorter windows. Lower the turn range
 (`dialogues.max_turns`) when many dialogues are rejected.
 
+Sample meta (JSON, read by `data inspect` and the trainer): dialogue_id, source, question_type, turns
+(speaker, text, frames [start, end) and, when spoken, start/end seconds, voice, timing method),
+unrelated_spans (frame ranges [start, end) of the turns with about_image False: the trainer's gate
+statistics), and for spoken samples voices, words ([word, turn, frame of its first token or None, frame its
+audio starts, frame the TTS engine says it starts or None]) and placement (displacement stats).
+
 Resume: sample ids are deterministic (`{dialogue id}/{kind}`, dialogue ids are `{source}:{row}:{type}:
 {seed}` [+ a concat suffix]), every random choice is seeded per dialogue, and a re-run with `resume=True`
 and the same config skips the ids already stored (`ShardWriter.done_ids`) before doing any work on them.
@@ -35,6 +41,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -485,7 +492,8 @@ class SpokenRenderer:
             audio, timings = voice.synthesize(turn.text)
             self.report.time_tts(spec.partition(":")[0], time.perf_counter() - t0, len(audio) / TTS_SAMPLE_RATE)
         except TTSError as e:
-            raise StageFailure("tts", RowError(d.source, where, TTS_FAILED, f"{spec}: {e} (text {turn.text!r})")) from None
+            detail = f"{spec}: {e} (text {turn.text!r})"
+            raise StageFailure("tts", RowError(d.source, where, TTS_FAILED, detail)) from None
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         rendered = _Rendered(turn, audio, spec)
         if turn.speaker == "moshi":
@@ -576,7 +584,7 @@ class SpokenRenderer:
                          for r, s0, fr in zip(turns, starts, ranges)]
         meta["voices"] = voices
         meta["unrelated_spans"] = _unrelated_spans([r.turn for r in turns], ranges)
-        meta["words"] = words_meta["words"]
+        meta["words"] = words_meta["words"]  # [word, turn, token frame | None, audio frame, reference frame | None]
         meta["placement"] = words_meta["stats"]
         meta["duration_s"] = round(T / FRAME_RATE, 3)
         meta["sample_rate"] = sr
@@ -658,9 +666,14 @@ def _tokenizer(cfg: SynthConfig, out_dir: Path, dialogues: list[Dialogue], repor
     texts = [t.text for d in dialogues for t in d.turns]
     if not texts:
         raise ValueError("no dialogue to train a tokenizer on (every row failed?); see the error table")
-    tok = train_tokenizer(texts, out_dir / TOKENIZER_PREFIX, vocab_size=cfg.tokenizer_vocab_size)
+    # Trained under a temporary name and renamed: a run killed mid-training leaves no half-written model
+    # for the resumed run to pick up.
+    tmp = out_dir / f"{TOKENIZER_PREFIX}.tmp"
+    train_tokenizer(texts, tmp, vocab_size=cfg.tokenizer_vocab_size)
+    os.replace(f"{tmp}.vocab", out_dir / f"{TOKENIZER_PREFIX}.vocab")
+    os.replace(f"{tmp}.model", path)
     report.tokenizer_s += time.perf_counter() - t0
-    return tok, path
+    return TextTokenizer(path), path
 
 
 def run_synth(

@@ -128,12 +128,13 @@ def read_all(out: Path) -> list:  # noqa: ANN201
     return list(ShardReader(out, load_images=False))
 
 
-def turn_frames(meta: dict, speaker: str) -> np.ndarray:
-    """[T?] bool-able list of frame ranges of `speaker`'s turns."""
+def turn_frames(meta: dict, speaker: str) -> list[tuple[int, int]]:
+    """Frame ranges [start, end) of `speaker`'s turns, from the sample's meta."""
     return [tuple(t["frames"]) for t in meta["turns"] if t["speaker"] == speaker]
 
 
 def in_ranges(T: int, ranges: list[tuple[int, int]]) -> np.ndarray:
+    """[T] bool: True on the frames of `ranges`."""
     m = np.zeros(T, dtype=bool)
     for s, e in ranges:
         m[s:e] = True
@@ -142,11 +143,11 @@ def in_ranges(T: int, ranges: list[tuple[int, int]]) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def fast_run(tmp_path_factory: pytest.TempPathFactory, whisper):  # noqa: ANN001, ANN201
-    """8 easy-vqa rows, every dialogue spoken, 2 audio-only dialogues, half the dialogues concatenated;
+    """6 easy-vqa rows, every dialogue spoken, 2 audio-only dialogues, half the dialogues concatenated;
     Moshi's words placed with Whisper (the pipeline's choice) while Piper's own timings are kept as the
     reference."""
     out = tmp_path_factory.mktemp("fast") / "shards"
-    cfg = easy_config(out, 8, dialogues=DialogueConfig(min_turns=4, max_turns=6), speech_fraction=1.0,
+    cfg = easy_config(out, 6, dialogues=DialogueConfig(min_turns=4, max_turns=6), speech_fraction=1.0,
                       audio_only=2, p_concat=0.5, aligner="whisper")
     codec = EnergyCodec()
     result = run_synth(cfg, codec=codec, aligner=whisper, progress=False)
@@ -160,14 +161,14 @@ def test_end_to_end_layout_and_loader(fast_run) -> None:  # noqa: ANN001
     out, result, codec = fast_run
     report = result.report
     assert report.total_errors == 0, report.render()
-    assert report.written == {"speechless": 8, "image_speech": 8, "audio_only": 2}
+    assert report.written == {"speechless": 6, "image_speech": 6, "audio_only": 2}
     samples = read_all(out)
-    assert len(samples) == 18 and len({s.id for s in samples}) == 18
+    assert len(samples) == 14 and len({s.id for s in samples}) == 14
     manifest = read_manifest(out)
-    assert manifest["complete"] and manifest["num_samples"] == 18
+    assert manifest["complete"] and manifest["num_samples"] == 14
     assert manifest["config"]["codec"] == "py:test_synth:EnergyCodec"
     assert (out / manifest["config"]["tokenizer"]).exists()
-    assert any(s.meta.get("concat") for s in samples)  # p_concat=0.5 over 8 dialogues
+    assert any(s.meta.get("concat") for s in samples)  # p_concat=0.5 over 6 dialogues
 
     for s in samples:
         T = s.num_frames
@@ -247,7 +248,8 @@ def _png(path: Path, color: tuple[int, int, int]) -> str:
     return str(path)
 
 
-def test_bad_rows_are_reported_and_good_rows_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_rows_are_reported_and_good_rows_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  quiet_piper: None) -> None:
     img = tmp_path / "img"
     img.mkdir()
     (img / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
@@ -304,8 +306,11 @@ def test_bad_rows_are_reported_and_good_rows_kept(tmp_path: Path, monkeypatch: p
     assert saved["errors_by_reason"] == {"missing image": 1, "corrupt image": 1, "empty caption": 1,
                                          "tts failed": 1, "too long": 1}
     logged = [json.loads(line) for line in (out / ERRORS_FILE).read_text().splitlines()]
-    assert sorted(e["row"].split(" ")[0].split(":")[1] if ":" in e["row"] else e["row"] for e in logged) == \
-        ["corrupt", "empty", "long", "missing", "ttsfail"]
+    planted = {"missing": "missing image", "corrupt": "corrupt image", "empty": "empty caption",
+               "ttsfail": "tts failed", "long": "too long"}
+    assert len(logged) == 5
+    for row, reason in planted.items():  # each bad row once, with its reason, findable by its id
+        assert [e["reason"] for e in logged if row in e["row"]] == [reason]
     assert "planted failure" in next(e["detail"] for e in logged if e["reason"] == "tts failed")
 
 
@@ -321,17 +326,29 @@ def _snapshot(out: Path) -> dict[str, tuple]:
             for s in read_all(out)}
 
 
-def test_interrupted_run_resumes_to_the_same_samples(tmp_path: Path, quiet_piper: None) -> None:
-    def cfg(out: Path) -> SynthConfig:
-        return easy_config(out, 6, speech_fraction=0.5, audio_only=2, p_concat=0.3, aligner="piper",
-                           samples_per_shard=2)
+def resume_config(out: Path) -> SynthConfig:
+    """Small shards (2 samples) so an interrupted run leaves complete shards and a partial one."""
+    return easy_config(out, 6, speech_fraction=0.5, audio_only=2, p_concat=0.3, aligner="piper",
+                       samples_per_shard=2)
 
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple]:
+    """What an uninterrupted run of `resume_config` stores (noise-free Piper: comparable code for code)."""
+    from moshivis.audio.piper_tts import PiperTTS
+
+    out = tmp_path_factory.mktemp("uninterrupted") / "shards"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(tts_module._shared, "piper", PiperTTS(noise_scale=0.0, noise_w_scale=0.0))
+        run_synth(resume_config(out), codec=EnergyCodec(), progress=False)
+    snapshot = _snapshot(out)
+    assert len(snapshot) >= 10
+    return snapshot
+
+
+def test_interrupted_run_resumes_to_the_same_samples(tmp_path: Path, quiet_piper: None,
+                                                     uninterrupted: dict[str, tuple]) -> None:
     codec = EnergyCodec()
-    ref = tmp_path / "uninterrupted"
-    run_synth(cfg(ref), codec=codec, progress=False)
-    expected = _snapshot(ref)
-    assert len(expected) >= 10
-
     out = tmp_path / "interrupted"
     seen: list[str] = []
 
@@ -341,42 +358,42 @@ def test_interrupted_run_resumes_to_the_same_samples(tmp_path: Path, quiet_piper
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        run_synth(cfg(out), codec=codec, progress=False, on_sample=stop_after_5)
+        run_synth(resume_config(out), codec=codec, progress=False, on_sample=stop_after_5)
     assert not read_manifest(out)["complete"]
     assert json.loads((out / REPORT_FILE).read_text())["interrupted"]
     with pytest.raises(FileExistsError):  # without --resume an existing run is never overwritten
-        run_synth(cfg(out), codec=codec, progress=False)
+        run_synth(resume_config(out), codec=codec, progress=False)
 
-    resumed = run_synth(cfg(out), codec=codec, progress=False, resume=True)
+    resumed = run_synth(resume_config(out), codec=codec, progress=False, resume=True)
     assert sum(resumed.report.skipped.values()) == 5
-    assert resumed.report.total_written == len(expected) - 5
+    assert resumed.report.total_written == len(uninterrupted) - 5
     ids = [s.id for s in read_all(out)]
     assert len(ids) == len(set(ids))  # no duplicates
-    assert _snapshot(out) == expected  # nothing lost, nothing changed
+    assert _snapshot(out) == uninterrupted  # nothing lost, nothing changed
     assert read_manifest(out)["complete"]
 
 
-def test_killed_process_resumes(tmp_path: Path, quiet_piper: None) -> None:
-    """A hard kill (SIGKILL: no cleanup at all) mid-run, then --resume: the shard being written is lost and
+def test_killed_process_resumes(tmp_path: Path, quiet_piper: None, uninterrupted: dict[str, tuple]) -> None:
+    """A hard kill (SIGKILL: no cleanup at all) mid-run, then resume: the shard being written is lost and
     redone, the completed ones are kept."""
     out = tmp_path / "killed"
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent(f"""
         import sys, time
+        from pathlib import Path
         sys.path.insert(0, {str(HERE)!r})
         from moshivis.audio import tts
         from moshivis.audio.piper_tts import PiperTTS
         tts._shared["piper"] = PiperTTS(noise_scale=0.0, noise_w_scale=0.0)
-        from test_synth import EnergyCodec, easy_config
+        from test_synth import EnergyCodec, resume_config
         from moshivis.data.synth import run_synth
-        from pathlib import Path
-        cfg = easy_config(Path({str(out)!r}), 6, speech_fraction=0.5, audio_only=2, p_concat=0.3,
-                          aligner="piper", samples_per_shard=2)
-        run_synth(cfg, codec=EnergyCodec(), progress=False, on_sample=lambda s: time.sleep(0.5))
+        run_synth(resume_config(Path({str(out)!r})), codec=EnergyCodec(), progress=False,
+                  on_sample=lambda s: time.sleep(0.5))  # slow enough to be killed mid-run
     """))
     env = {**os.environ, "NO_TORCH_COMPILE": "1", "PYTHONPATH": str(HERE.parents[1])}
-    proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    log = tmp_path / "stderr.txt"
+    with open(log, "wb") as err:  # a file, not a pipe: a full pipe would block the child
+        proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.monotonic() + 90
     try:
         while time.monotonic() < deadline and proc.poll() is None:
@@ -384,22 +401,17 @@ def test_killed_process_resumes(tmp_path: Path, quiet_piper: None) -> None:
             if manifest.exists() and json.loads(manifest.read_text())["num_shards"] >= 2:
                 break
             time.sleep(0.1)
-        assert proc.poll() is None, f"finished before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+        assert proc.poll() is None, f"finished before it could be killed: {log.read_text()[-2000:]}"
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
     stored = len(read_all(out))
-    assert 4 <= stored < 10 and not read_manifest(out)["complete"]
+    assert 4 <= stored < len(uninterrupted) and not read_manifest(out)["complete"]
 
-    codec = EnergyCodec()
-    cfg = easy_config(out, 6, speech_fraction=0.5, audio_only=2, p_concat=0.3, aligner="piper", samples_per_shard=2)
-    resumed = run_synth(cfg, codec=codec, progress=False, resume=True)
+    resumed = run_synth(resume_config(out), codec=EnergyCodec(), progress=False, resume=True)
     assert sum(resumed.report.skipped.values()) == stored
-    ref = tmp_path / "ref"
-    run_synth(easy_config(ref, 6, speech_fraction=0.5, audio_only=2, p_concat=0.3, aligner="piper",
-                          samples_per_shard=2), codec=codec, progress=False)
     ids = [s.id for s in read_all(out)]
-    assert len(ids) == len(set(ids)) and _snapshot(out) == _snapshot(ref)
+    assert len(ids) == len(set(ids)) and _snapshot(out) == uninterrupted
 
 
 # ------------------------------------------------------------------------------------------ Mimi + inspect
@@ -409,16 +421,17 @@ def test_killed_process_resumes(tmp_path: Path, quiet_piper: None) -> None:
 def mimi_run(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     out = tmp_path_factory.mktemp("mimi") / "shards"
     codec = load_codec("mimi")  # random weights, seeded; records spec "mimi" for `data inspect`
-    cfg = easy_config(out, 2, speech_fraction=1.0, audio_only=0, p_concat=0.0)
+    cfg = easy_config(out, 3, speech_fraction=1.0, audio_only=1, p_concat=0.5)
     result = run_synth(cfg, codec=codec, progress=False)
     return out, result, codec
 
 
 def test_mimi_end_to_end(mimi_run) -> None:  # noqa: ANN001
     out, result, codec = mimi_run
-    assert result.report.total_errors == 0 and result.report.written == {"speechless": 2, "image_speech": 2}
+    assert result.report.total_errors == 0
+    assert result.report.written == {"speechless": 3, "image_speech": 3, "audio_only": 1}
     assert read_manifest(out)["config"]["codec"] == "mimi"
-    spoken = [s for s in read_all(out) if s.kind == "image_speech"]
+    spoken = [s for s in read_all(out) if s.kind != "speechless"]
     silence0 = int(codec.silence_codes(1)[0, 0])
     for s in spoken:
         T = s.num_frames
@@ -430,7 +443,8 @@ def test_mimi_end_to_end(mimi_run) -> None:  # noqa: ANN001
         settled = ~in_ranges(T, [(max(0, a - 1), b + 8) for a, b in turn_frames(s.meta, "user")] + [(0, 8)])
         assert settled.sum() >= 10
         assert (s.codes[USER_AUDIO][0, settled] == silence0).mean() >= 0.9
-        assert (s.codes[USER_AUDIO][0, user] != silence0).mean() >= 0.5
+        silence = codec.silence_codes(1).numpy()  # [8, 1]
+        assert (s.codes[USER_AUDIO][:, user] != silence).any(0).mean() >= 0.8  # speech: not silence
         assert s.meta["placement"]["placed"] == s.meta["placement"]["words"] > 0
 
 
@@ -479,3 +493,24 @@ def test_cli_synth_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert second["written"] == {} and second["skipped"] == {"speechless": 3}
     assert main(args) == 2  # an existing run without --resume: a one-line error, nothing overwritten
     assert len(read_all(out)) == 3
+
+
+def test_cli_synth_from_yaml_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from moshivis.cli import main
+
+    out = tmp_path / "yaml"
+    config = tmp_path / "synth.yaml"
+    config.write_text(textwrap.dedent(f"""
+        out_dir: {out}
+        source: {{kind: easy-vqa, split: test, limit: 2}}
+        dialogues: {{question_types: [properties, location], min_turns: 2, max_turns: 4}}
+        speech_fraction: 0.0
+        gap_s: [0.1, 0.5]
+    """))
+    assert main(["data", "synth", "--config", str(config), "--limit", "3", "--quiet"]) == 0  # flag overrides file
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["written"] == {"speechless": 3}
+    stored = read_manifest(out)["config"]["synth"]
+    assert stored["source"]["limit"] == 3 and stored["gap_s"] == [0.1, 0.5]
+    assert {s.meta["question_type"] for s in read_all(out)} <= {"properties", "location"}
+    config.write_text("unknown_key: 1\n")
+    assert main(["data", "synth", "--config", str(config), "--out", str(tmp_path / "x"), "--quiet"]) == 2
