@@ -162,8 +162,24 @@ class Trainer:
     def _micro_batches(self, it) -> list[dict[str, Any]]:
         return [next(it) for _ in range(self.cfg.grad_accum)]
 
+    def _check_tokens(self, batch: dict[str, Any]) -> None:
+        """Token ids the model has no embedding for (data made with another tokenizer or codec) fail with
+        the sample named, not as an index error deep inside an embedding."""
+        lm = self.model.cfg.lm
+        codes = batch["codes"]
+        for stream, card, what in ((slice(0, 1), lm.text_card, "text"), (slice(1, None), lm.audio_card, "audio")):
+            part = codes[:, stream]
+            bad = (part >= card).flatten(1).any(1) | (part < -1).flatten(1).any(1)
+            if bad.any():
+                i = int(bad.nonzero()[0])
+                raise ValueError(f"sample {batch['ids'][i]}: {what} token ids in [{int(part[i].min())}, "
+                                 f"{int(part[i].max())}] outside the model's range [-1, {card - 1}] "
+                                 f"(preset {self.model.cfg.name}: tokenizer or codec of the data do not match)")
+
     def train_step(self, batches: list[dict[str, Any]]) -> StepMetrics:
         t0 = time.perf_counter()
+        for b in batches:
+            self._check_tokens(b)
         dev = self.info.device
         sums = torch.zeros(2)
         for b in batches:

@@ -124,3 +124,13 @@ def test_resume_refuses_another_architecture(tmp_path):
     other = Trainer(config(tmp_path, shards, steps=4, **{"model.adapters": "{shared_xa: false}"}), SINGLE)
     with pytest.raises(CheckpointError, match=r"another architecture.*missing \['adapters.xa.0.in_proj.weight'"):
         other.run(resume=True, show_progress=False)
+
+
+def test_tokens_outside_the_model_are_named(tmp_path):
+    shards = make_colour_shards(tmp_path, n=8)
+    cfg = config(tmp_path, shards, steps=1)
+    cfg.model.adapters = {}
+    trainer = Trainer(cfg, SINGLE)
+    trainer.model.cfg.lm.text_card = 12  # pretend the data was made with a bigger tokenizer
+    with pytest.raises(ValueError, match=r"sample s\d+: text token ids .* outside the model's range \[-1, 11\]"):
+        trainer.run(show_progress=False)
