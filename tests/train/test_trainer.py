@@ -12,6 +12,7 @@ import torch
 
 from colors import ANSWER_FRAMES, make_colour_shards
 from moshivis.data.mixture import MixtureDataset, collate
+from moshivis.models.loaders import read_safetensors
 from moshivis.train.config import load_config
 from moshivis.train.distributed import DistInfo
 from moshivis.train.images import ImageFeatureStore
@@ -134,3 +135,15 @@ def test_tokens_outside_the_model_are_named(tmp_path):
     trainer.model.cfg.lm.text_card = 12  # pretend the data was made with a bigger tokenizer
     with pytest.raises(ValueError, match=r"sample s\d+: text token ids .* outside the model's range \[-1, 11\]"):
         trainer.run(show_progress=False)
+
+
+def test_lora_mode_trains_low_rank_updates_only(tmp_path):
+    shards = make_colour_shards(tmp_path, n=16)
+    trainer = Trainer(config(tmp_path, shards, mode="lora", steps=3, **{"model.lora_rank": 2}), SINGLE)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.run(show_progress=False)
+    after = trainer.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("lm.", "vision.tower")))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("lora."))
+    saved = read_safetensors(tmp_path / "run" / "checkpoints" / "step_000003" / "model.safetensors")[0]
+    assert any(k.startswith("lora.") for k in saved) and not any(k.startswith("lm.") for k in saved)
