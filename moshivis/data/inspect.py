@@ -125,7 +125,7 @@ def inspect_shards(directory: str | Path, index: int | None = None, sample_id: s
                    console: Any | None = None) -> dict[str, Any]:
     """Print (to a rich `console`, when given) and return the manifest summary, one sample's dialogue and
     aligned words; write its audio to `wav` (stereo: Moshi left, user right) when asked. `codec` defaults
-    to the one the manifest records (`synth.load_codec`)."""
+    to the one the manifest records (`moshivis.audio.registry.load_codec`)."""
     directory = Path(directory)
     if not (directory / MANIFEST).exists():
         raise FileNotFoundError(f"{directory}: no {MANIFEST} (not a shard folder)")
@@ -139,7 +139,7 @@ def inspect_shards(directory: str | Path, index: int | None = None, sample_id: s
                               "words": words, "wav": None}
     if wav is not None:
         if codec is None:
-            from moshivis.data.synth import load_codec
+            from moshivis.audio.registry import load_codec
 
             spec = (manifest.get("config") or {}).get("codec")
             if not spec:

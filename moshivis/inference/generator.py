@@ -162,11 +162,15 @@ class Generator:
 
     # ------------------------------------------------------------------------------------------ step
     @torch.no_grad()
-    def step(self, user_codes: torch.Tensor) -> torch.Tensor | None:
-        """user_codes: [B, 8, 1] (extra codebooks are ignored) -> [B, 9, 1] or None.
+    def step(self, user_codes: torch.Tensor, force_text: torch.Tensor | None = None,
+             force_audio: torch.Tensor | None = None) -> torch.Tensor | None:
+        """user_codes: [B, 8, 1] (extra codebooks are ignored; -1 = no audio) -> [B, 9, 1] or None.
 
         Output j (returned by step j + max_delay) is text_j, audio cb0_j and the delayed acoustic codebooks
         of the same frame. Items still in their initial delay get UNGENERATED_TOKEN (-2) rows.
+        force_text: [B] token to use instead of the sampled one where >= -1 (-2 = sample); force_audio:
+        [B, 8] likewise for Moshi's codebooks. Forcing is how a typed prompt enters the text stream (as in
+        speechless training samples) and how Moshi's audio is switched off (-1) in text-only mode.
         """
         s = self.state
         cfg = self.lm.cfg
@@ -195,6 +199,9 @@ class Generator:
         transformer_out, text_logits = self.lm.forward_temporal(model_input[:, :, None], s.lm, fusions)
         sp = self.sampling
         text_token = sample_token(text_logits[:, 0].float(), sp.text_temperature, sp.text_top_k, self.generator)
+        if force_text is not None:
+            force_text = force_text.to(text_token.device)
+            text_token = torch.where(force_text >= -1, force_text, text_token)
 
         s.depformer.reset(torch.ones(B, dtype=torch.bool, device=s.offsets.device))
         prev = text_token
@@ -202,6 +209,9 @@ class Generator:
         for c in range(cfg.dep_q):
             logits = self.lm.depformer_step(c, transformer_out, prev, s.depformer)
             prev = sample_token(logits.float(), sp.audio_temperature, sp.audio_top_k, self.generator)
+            if force_audio is not None:
+                forced = force_audio[:, c].to(prev.device)
+                prev = torch.where(forced >= -1, forced, prev)
             audio_logits.append(logits)
             audio_tokens.append(prev)
         audio = torch.stack(audio_tokens, dim=1)  # [B, dep_q]
