@@ -184,6 +184,34 @@ def _add_data_parser(sub: argparse._SubParsersAction) -> None:
     i.set_defaults(func=cmd_data_inspect)
 
 
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .audio.io import load_audio, save_wav
+    from .inference.ask import AskConfig, ask
+    from .inference.bundle import EMBEDDED_BUNDLE, load_bundle
+    from .inference.generator import SamplingConfig
+    from .models.vision import preprocess_images
+
+    bundle = load_bundle(args.checkpoint or EMBEDDED_BUNDLE, device=args.device)
+    model = bundle.model
+    pixels = preprocess_images(args.image, model.cfg.vision.image_size)
+    embeds = model.encode_image(pixels.to(model.lm.device))
+    audio = load_audio(args.audio, target_sr=bundle.codec.sample_rate)[0] if args.audio else None
+    cfg = AskConfig(sampling=SamplingConfig(args.text_temperature, 25, args.audio_temperature, 250),
+                    xa_start=args.xa_start, seed=args.seed)
+    result = ask(model, bundle.tokenizer, bundle.codec, embeds, question_audio=audio, question_text=args.text,
+                 cfg=cfg)
+    out = None
+    if result.audio is not None and args.out:
+        out = str(save_wav(args.out, result.audio, bundle.codec.sample_rate))
+    if args.json:
+        print(json.dumps(result.to_json(out)))
+    else:
+        shown = " ".join(f"{p.strip()}[{round(10 * g)}]" for p, g in result.pieces)
+        print(f"answer: {result.answer}\nwords [gate 0-10]: {shown}\nmean gate {result.gate_mean:.3f}; "
+              f"{result.ms_per_frame:.1f} ms per 80 ms frame" + (f"; audio: {out}" if out else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moshivis", description="Vision-speech models (MoshiVis) toolkit")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -206,6 +234,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--xa-start", type=int, default=None)
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("ask", help="one question about one image (spoken or typed); embedded model by default")
+    p.add_argument("--image", required=True)
+    q = p.add_mutually_exclusive_group(required=True)
+    q.add_argument("--audio", help="spoken question (WAV/FLAC, any sample rate)")
+    q.add_argument("--text", help="typed question")
+    p.add_argument("--out", default=None, help="write the spoken answer here (spoken questions)")
+    p.add_argument("--checkpoint", default=None, help="model bundle folder (default: the embedded model)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--text-temperature", type=float, default=0.0)
+    p.add_argument("--audio-temperature", type=float, default=0.0)
+    p.add_argument("--xa-start", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("train", help="train adapters (or a whole model) from a YAML config")
     p.add_argument("config", nargs="?", default=None, help="YAML config (defaults for every key otherwise)")

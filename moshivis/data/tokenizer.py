@@ -42,10 +42,15 @@ class TextTokenizer:
         return list(self.sp.encode(word.strip()))
 
     def decode(self, ids: Iterable[int]) -> str:
-        return self.sp.decode([int(i) for i in ids if int(i) not in (TEXT_PAD, TEXT_EPAD)])
+        """Text of `ids`; padding and ids past the vocabulary (a model's text card may be larger than its
+        tokenizer) are skipped."""
+        n = self.vocab_size
+        return self.sp.decode([int(i) for i in ids if 0 <= int(i) < n and int(i) not in (TEXT_PAD, TEXT_EPAD)])
 
     def piece(self, token: int) -> str:
-        """The text a streamed token shows: SentencePiece's '▁' becomes a space."""
+        """The text a streamed token shows: SentencePiece's '▁' becomes a space ('' past the vocabulary)."""
+        if not 0 <= int(token) < self.vocab_size:
+            return ""
         return self.sp.id_to_piece(int(token)).replace("\u2581", " ")
 
 

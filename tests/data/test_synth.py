@@ -26,7 +26,6 @@ import pytest
 import torch
 
 from moshivis.audio import tts as tts_module
-from moshivis.audio.codec import AudioCodec, StreamingStep
 from moshivis.audio.tts_base import TTSError
 from moshivis.data.layout import FRAME_RATE, MOSHI_AUDIO, USER_AUDIO
 from moshivis.data.mixture import MixtureDataset, collate
@@ -41,6 +40,7 @@ from moshivis.data.synth import (
     run_synth,
 )
 from moshivis.data.tokenizer import TEXT_EPAD, TEXT_PAD
+from toy_codec import EnergyCodec
 
 HERE = Path(__file__).resolve().parent
 
@@ -57,45 +57,6 @@ pytestmark = pytest.mark.skipif(not _have_voices(), reason="needs the joe Piper 
 # ------------------------------------------------------------------------------------------ fake codec
 
 
-class _Step(StreamingStep):
-    def __init__(self, fn) -> None:  # noqa: ANN001
-        self.fn = fn
-
-    def step(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fn(x)
-
-    def close(self) -> None:
-        pass
-
-
-class EnergyCodec(AudioCodec):
-    """A deterministic, memoryless codec: codebook 0 is the frame's log energy (0 = digital silence),
-    codebook k > 0 mixes it with the zero-crossing rate. Decoding makes noise of that energy."""
-
-    def encode(self, wav: torch.Tensor) -> torch.Tensor:
-        B, _, S = wav.shape
-        T = self.num_frames(S)
-        x = torch.nn.functional.pad(wav[:, 0], (0, T * self.frame_size - S)).reshape(B, T, self.frame_size)
-        energy_db = 10 * torch.log10(x.pow(2).mean(-1) + 1e-10)  # -100 dB for silence
-        level = ((energy_db + 100) * 10).round().clamp(0, self.cardinality - 1).long()
-        zcr = ((x[..., 1:] * x[..., :-1]) < 0).float().mean(-1)
-        zbin = (zcr * 31).round().long()
-        k = torch.arange(self.num_codebooks)[None, :, None]
-        return torch.where(k == 0, level[:, None], (level[:, None] + 97 * k * zbin[:, None] + 13 * k)
-                           % self.cardinality)
-
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        B, _, T = codes.shape
-        rms = torch.sqrt(10 ** ((codes[:, 0].float() / 10 - 100) / 10))  # [B, T]
-        g = torch.Generator().manual_seed(0)
-        noise = torch.randn(B, T, self.frame_size, generator=g)
-        return (noise * rms[..., None]).reshape(B, 1, T * self.frame_size).clamp(-1, 1)
-
-    def streaming_encoder(self, batch_size: int = 1) -> StreamingStep:
-        return _Step(self.encode)
-
-    def streaming_decoder(self, batch_size: int = 1) -> StreamingStep:
-        return _Step(self.decode)
 
 
 # ------------------------------------------------------------------------------------------ fixtures
@@ -166,7 +127,7 @@ def test_end_to_end_layout_and_loader(fast_run) -> None:  # noqa: ANN001
     assert len(samples) == 14 and len({s.id for s in samples}) == 14
     manifest = read_manifest(out)
     assert manifest["complete"] and manifest["num_samples"] == 14
-    assert manifest["config"]["codec"] == "py:test_synth:EnergyCodec"
+    assert manifest["config"]["codec"] == "py:toy_codec:EnergyCodec"
     assert (out / manifest["config"]["tokenizer"]).exists()
     assert any(s.meta.get("concat") for s in samples)  # p_concat=0.5 over 6 dialogues
 

@@ -1,0 +1,62 @@
+"""`ask` / `moshivis ask` on a tiny bundle (random tiny model, a trained SentencePiece, a toy codec)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from conftest import tiny_model
+from moshivis.cli import main
+from moshivis.data.tokenizer import train_tokenizer
+from moshivis.inference.ask import AskConfig, ask
+from moshivis.inference.bundle import load_bundle, write_bundle_file
+from moshivis.models.loaders import save_checkpoint
+
+SENTENCES = ["what colour is the shape", "the circle is blue", "is there a red square", "yes there is"]
+
+
+@pytest.fixture
+def bundle_dir(tmp_path):
+    root = tmp_path / "bundle"
+    root.mkdir()
+    save_checkpoint(tiny_model(), root / "model.safetensors")
+    train_tokenizer(SENTENCES * 5, root / "tokenizer", vocab_size=50)
+    write_bundle_file(root, "model.safetensors", "tokenizer.model", "py:toy_codec:SmallEnergyCodec")
+    Image.new("RGB", (80, 60), (20, 40, 220)).save(tmp_path / "img.png")
+    t = np.arange(24000) / 24000
+    sf.write(tmp_path / "q.wav", (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 24000)
+    return root
+
+
+def test_ask_text_and_audio(bundle_dir):
+    b = load_bundle(bundle_dir)
+    embeds = b.model.encode_image(__import__("torch").rand(1, 3, 56, 56) * 2 - 1)
+    cfg = AskConfig(max_answer_frames=20, end_pad_frames=4)
+    typed = ask(b.model, b.tokenizer, b.codec, embeds, question_text="what colour is the shape", cfg=cfg)
+    n_q = len(b.tokenizer.encode("what colour is the shape"))
+    assert typed.audio is None and typed.frames <= 2 + n_q + 2 + 20
+    spoken = ask(b.model, b.tokenizer, b.codec, embeds, question_audio=np.zeros(24000, np.float32), cfg=cfg)
+    assert spoken.audio is not None and spoken.audio.dtype == np.float32
+    assert spoken.audio.shape[0] % b.codec.frame_size == 0
+    assert all(0 <= g <= 1 for _, g in spoken.pieces)
+    with pytest.raises(ValueError, match="exactly one"):
+        ask(b.model, b.tokenizer, b.codec, embeds, cfg=cfg)
+
+
+def test_cli_ask_json(bundle_dir, capsys, tmp_path):
+    img, wav, out = tmp_path / "img.png", tmp_path / "q.wav", tmp_path / "a.wav"
+    assert main(["ask", "--checkpoint", str(bundle_dir), "--image", str(img), "--audio", str(wav),
+                 "--out", str(out), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert set(r) >= {"answer", "gate_mean", "audio"} and r["audio"] == str(out) and out.stat().st_size > 44
+    assert main(["ask", "--checkpoint", str(bundle_dir), "--image", str(img), "--text", "is there a red square"]) == 0
+    assert "answer:" in capsys.readouterr().out
+
+
+def test_missing_bundle_is_named(tmp_path, capsys):
+    assert main(["ask", "--checkpoint", str(tmp_path), "--image", "x.png", "--text", "hi"]) == 2
+    assert "not a model bundle" in capsys.readouterr().err
