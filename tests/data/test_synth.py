@@ -342,7 +342,7 @@ def test_killed_process_resumes(tmp_path: Path, quiet_piper: None, uninterrupted
     script.write_text(textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        sys.path.insert(0, {str(HERE)!r})
+        sys.path[:0] = [{str(HERE)!r}, {str(HERE.parent)!r}]
         from moshivis.audio import tts
         from moshivis.audio.piper_tts import PiperTTS
         tts._shared["piper"] = PiperTTS(noise_scale=0.0, noise_w_scale=0.0)
