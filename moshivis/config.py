@@ -219,7 +219,19 @@ def moshika_vis_7b() -> ModelConfig:
     )
 
 
-PRESETS = {"tiny": tiny, "small": small, "moshika-vis-7b": moshika_vis_7b}
+def tinyworld() -> ModelConfig:
+    """The embedded model (`moshivis tinyworld build`): a CPU-trainable Moshi (dim 192 x 6 layers, depformer
+    96 x 2), a 1,000-piece tokenizer, the tiny codec's 1,024 codes, the 64-token easy-vqa SigLIP tower."""
+    return ModelConfig(
+        name="tinyworld",
+        lm=moshi_lm(text_card=1000, audio_card=1024, dim=192, heads=6, layers=6, dep_dim=96, dep_heads=4,
+                    dep_layers=2),
+        vision=VisionConfig(hidden_size=128, intermediate_size=512, num_layers=4, num_heads=4, patch_size=8,
+                            image_size=64),
+    )
+
+
+PRESETS = {"tiny": tiny, "small": small, "moshika-vis-7b": moshika_vis_7b, "tinyworld": tinyworld}
 
 
 def preset(name: str) -> ModelConfig:

@@ -20,7 +20,7 @@ def load_codec(spec: str, device: str = "cpu") -> Any:
         weights = spec.partition(":")[2] or None
         codec = MimiCodec.load(weights, device=device)
     elif spec.startswith("tiny:"):
-        from moshivis.audio.tiny import TinyCodec
+        from moshivis.audio.tiny.codec import TinyCodec
 
         codec = TinyCodec.load(spec.partition(":")[2])
     elif spec.startswith("py:"):
