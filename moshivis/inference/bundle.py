@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..audio.registry import load_codec
 from ..data.tokenizer import TextTokenizer
 from ..models.loaders import load_model
@@ -52,7 +54,7 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> Bundle:
         model_file, tok_file, codec = meta["model"], meta["tokenizer"], meta["codec"]
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise ValueError(f"{meta_file}: bad bundle description ({type(e).__name__}: {e})") from None
-    model = load_model(root / model_file, device=device)
+    model = load_model(root / model_file, device=device, dtype=torch.float32)  # shipped weights may be fp16
     tokenizer = TextTokenizer(root / tok_file)
     codec_obj = load_codec(_resolve_spec(codec, root))
     lm = model.cfg.lm

@@ -453,9 +453,10 @@ EVAL_RESERVE_S = 120.0
 
 def pretrain_vision(out_dir: Path | str = DEFAULT_OUT, steps: int = 2000, batch_size: int = 128, seed: int = 0,
                     minutes_budget: float = 10.0, *, vision: VisionConfig = DEFAULT_VISION, lr: float = 1e-3,
-                    threads: int = 1, progress: bool = True,
+                    threads: int = 1, progress: bool = True, evaluate_model: bool = True,
                     log: Callable[[str], None] = print) -> dict[str, Any]:
     """Load easy-vqa, pre-train, evaluate, save the artefacts and the model card; returns the report.
+    evaluate_model=False (smoke builds): only train and save the tower, no evaluation or model card.
 
     `minutes_budget` is for the whole run: the training loop gets what is left after loading and
     `EVAL_RESERVE_S`, and `steps` is only an upper bound on it.
@@ -468,12 +469,16 @@ def pretrain_vision(out_dir: Path | str = DEFAULT_OUT, steps: int = 2000, batch_
     t_load = time.perf_counter() - t0
     log(f"loaded {len(train)} train / {len(test)} test images in {t_load:.1f}s")
     model = SiglipPair(vision, TextConfig())
-    train_budget = minutes_budget * 60 - (time.perf_counter() - t0) - EVAL_RESERVE_S
+    reserve = EVAL_RESERVE_S if evaluate_model else 0.0
+    train_budget = minutes_budget * 60 - (time.perf_counter() - t0) - reserve
     if train_budget <= 0:
         raise ValueError(f"minutes_budget {minutes_budget} leaves no time to train (evaluation needs "
                          f"~{EVAL_RESERVE_S:.0f} s)")
     hist = train_contrastive(model, train, steps, batch_size, lr=lr, seed=seed, time_budget_s=train_budget,
                              progress=progress)
+    if not evaluate_model:
+        sizes = save_artefacts(model, out_dir)
+        return {"files": sizes, "train": {k: v for k, v in hist.items() if k != "losses"}}
     t1 = time.perf_counter()
     results = evaluate(model, train, test)
     t_eval = time.perf_counter() - t1

@@ -32,6 +32,7 @@ class DataSection:
     image_samples: float = 1.0  # weight of image samples (image-speech + speechless) in the mixture
     audio_only: float = 0.0  # weight of audio-only (no image) dialogues
     max_frames: int = 375  # 30 s at 12.5 Hz
+    crop: Literal["start", "random"] = "start"  # longer samples: their first max_frames, or a seeded window
     image_root: str | None = None  # where relative image paths of the shards are found
     image_cache: str | None = None  # folder caching frozen image-encoder outputs per image
     num_workers: int = 0

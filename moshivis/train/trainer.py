@@ -93,7 +93,8 @@ class Trainer:
                                       seed=cfg.seed, rank=self.info.rank, world_size=self.info.world_size,
                                       drop_last=True, infinite=True, load_images=False)
         self.loader = MixtureLoader(self.dataset, cfg.per_rank_micro_batch(self.info.world_size),
-                                    cfg.data.max_frames, num_workers=cfg.data.num_workers)
+                                    cfg.data.max_frames, num_workers=cfg.data.num_workers, crop=cfg.data.crop,
+                                    crop_seed=cfg.seed)
         self.images = (ImageFeatureStore(self.model, cfg.data.image_root, cfg.data.image_cache)
                        if self.model.vision is not None else None)
         self.step = 0
