@@ -67,6 +67,25 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .inference.bundle import EMBEDDED_BUNDLE
+
+    bundle = args.bundle or (EMBEDDED_BUNDLE if (EMBEDDED_BUNDLE / "bundle.json").is_file() else None)
+    if bundle is None or args.checkpoint or args.preset:
+        if bundle is None and not args.json:
+            print("(the embedded model is not built yet: `moshivis tinyworld build`; streaming the `tiny` preset "
+                  "with random weights instead)")
+        return cmd_generate(args)
+    from .inference.demo import DEFAULT_QUESTION, run_demo
+
+    demo = run_demo(bundle, image=args.image, question=args.question or DEFAULT_QUESTION, out_wav=args.out)
+    if args.json:
+        print(json.dumps({"image": demo.image, "question": demo.question, **demo.result.to_json(demo.wav)}))
+    else:
+        print(demo.transcript())
+    return 0
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from .models.loaders import load_model, save_checkpoint, save_kyuteye, save_moshi
 
@@ -212,6 +231,17 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tinyworld(args: argparse.Namespace) -> int:
+    from .tinyworld.recipe import STAGES, RecipeConfig, build
+
+    cfg = RecipeConfig(work=args.work, smoke=args.smoke, seed=args.seed)
+    stages = tuple(args.stages) if args.stages else STAGES
+    result = build(cfg, stages=stages, force=args.force)
+    print(json.dumps({k: {"seconds": v.get("seconds"), **v.get("result", {})} for k, v in result.items()},
+                     indent=2, default=str))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moshivis", description="Vision-speech models (MoshiVis) toolkit")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -234,6 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--xa-start", type=int, default=None)
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=cmd_generate)
+        if name == "demo":
+            p.add_argument("--bundle", default=None, help="model bundle (default: the embedded model)")
+            p.add_argument("--question", default=None, help="the spoken question (synthesised by piper)")
+            p.add_argument("--out", default="demo_answer.wav", help="the spoken answer")
+            p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("ask", help="one question about one image (spoken or typed); embedded model by default")
     p.add_argument("--image", required=True)
@@ -249,6 +284,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("tinyworld", help="the embedded model's recipe")
+    tw = p.add_subparsers(dest="tinyworld_command", required=True)
+    b = tw.add_parser("build", help="build (or resume building) the embedded model, stage by stage")
+    b.add_argument("--work", default="runs/tinyworld", help="intermediate folder (resumable)")
+    b.add_argument("--smoke", action="store_true", help="every stage at toy sizes (CI); artefacts stay in --work")
+    b.add_argument("--stages", nargs="*", default=None, help="only these stages (in recipe order)")
+    b.add_argument("--force", action="store_true", help="redo the stages even if done")
+    b.add_argument("--seed", type=int, default=0)
+    b.set_defaults(func=cmd_tinyworld)
 
     p = sub.add_parser("train", help="train adapters (or a whole model) from a YAML config")
     p.add_argument("config", nargs="?", default=None, help="YAML config (defaults for every key otherwise)")

@@ -49,7 +49,7 @@ class TextTokenizer:
 
     def piece(self, token: int) -> str:
         """The text a streamed token shows: SentencePiece's '▁' becomes a space ('' past the vocabulary)."""
-        if not 0 <= int(token) < self.vocab_size:
+        if not 0 <= int(token) < self.vocab_size or self.sp.is_control(int(token)):
             return ""
         return self.sp.id_to_piece(int(token)).replace("\u2581", " ")
 
