@@ -242,6 +242,20 @@ def cmd_tinyworld(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_score(args: argparse.Namespace) -> int:
+    from .eval.benchmarks import load_benchmark
+    from .eval.report import build_report, markdown_table, write_report
+    from .eval.score import score
+
+    gt = load_benchmark(args.benchmark, args.data, split=args.split)
+    result = score(args.benchmark, args.predictions, gt)
+    report = build_report([result], run={"predictions": args.predictions, "data": args.data})
+    if args.out:
+        write_report(report, args.out)
+    print(json.dumps(result, indent=2, default=str) if args.json else markdown_table(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moshivis", description="Vision-speech models (MoshiVis) toolkit")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -294,6 +308,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="redo the stages even if done")
     b.add_argument("--seed", type=int, default=0)
     b.set_defaults(func=cmd_tinyworld)
+
+    p = sub.add_parser("eval", help="evaluation on the paper's benchmarks")
+    ev = p.add_subparsers(dest="eval_command", required=True)
+    e = ev.add_parser("score", help="score a predictions JSONL against a benchmark's ground truth")
+    e.add_argument("--benchmark", required=True, help="vqav2 | ocrvqa | coco | easy-vqa | babillage/<config>")
+    e.add_argument("--predictions", required=True, help="JSONL rows {id, answer, prompt: text|audio, asr?}")
+    e.add_argument("--data", default=None, help="the benchmark's files (folder or file; not needed for easy-vqa)")
+    e.add_argument("--split", default=None)
+    e.add_argument("--out", default=None, help="write report.json / report.md / report.png here")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_eval_score)
 
     p = sub.add_parser("train", help="train adapters (or a whole model) from a YAML config")
     p.add_argument("config", nargs="?", default=None, help="YAML config (defaults for every key otherwise)")

@@ -75,3 +75,21 @@ def test_errors_are_one_line(capsys, tmp_path):
     assert len(err.splitlines()) == 1 and "broken.safetensors" in err
     assert main(["info", "--preset", "nope"]) == 2
     assert "unknown preset" in capsys.readouterr().err
+
+
+def test_eval_score_easy_vqa(tmp_path, capsys):
+    from moshivis.eval.benchmarks import load_benchmark
+
+    items = list(load_benchmark("easy-vqa").items)
+    preds = tmp_path / "p.jsonl"
+    # Right on even items, a fixed wrong answer on odd ones: accuracy = share right.
+    rows = [{"id": it.id, "answer": it.answers[0] if i % 2 == 0 else "purple", "prompt": "text"}
+            for i, it in enumerate(items)]
+    preds.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert main(["eval", "score", "--benchmark", "easy-vqa", "--predictions", str(preds), "--out",
+                 str(tmp_path / "rep"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    acc = out["prompts"]["text"]["headline"]
+    expected = 100 * sum(1 for i in range(len(items)) if i % 2 == 0) / len(items)
+    assert acc is not None and abs(acc - expected) < 0.01, (acc, expected)
+    assert (tmp_path / "rep" / "report.md").is_file()
