@@ -52,60 +52,97 @@ def _answer_done(text: list[int], start: int, end_pad: int) -> bool:
     return said and len(tail) >= end_pad and all(t in (TEXT_PAD, TEXT_EPAD) for t in tail[-end_pad:])
 
 
+@dataclass
+class Question:
+    """One question: spoken (`audio`, [S] float32 at the codec's rate) or typed (`text`)."""
+
+    audio: np.ndarray | None = None
+    text: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.audio is None) == (self.text is None):
+            raise ValueError("give exactly one of question_audio and question_text")
+
+
+def _schedule(q: Question, tokenizer: TextTokenizer, codec, K: int, cfg: AskConfig
+              ) -> tuple[torch.Tensor, list[int], int]:
+    """User codes [K, L] for every step, forced text tokens (first len(forced) steps), question end."""
+    if q.text is not None:
+        forced = ([TEXT_PAD] * cfg.lead_frames + tokenizer.encode(q.text) + [TEXT_PAD] * (cfg.gap_frames - 1)
+                  + [TEXT_EPAD])
+        return torch.full((K, len(forced) + cfg.max_answer_frames), -1, dtype=torch.long), forced, len(forced)
+    wav = torch.as_tensor(q.audio, dtype=torch.float32).view(1, 1, -1)
+    q_codes = codec.encode(wav)[0, :K]  # [K, Tq]
+    silence = codec.silence_codes(cfg.lead_frames + cfg.max_answer_frames)[:K].to(q_codes)
+    user = torch.cat([silence[:, :cfg.lead_frames], q_codes, silence[:, cfg.lead_frames:]], dim=-1)
+    return user, [], cfg.lead_frames + q_codes.shape[-1]
+
+
 @torch.no_grad()
+def ask_batch(model: MoshiVis, tokenizer: TextTokenizer, codec, image_embeds: torch.Tensor | None,
+              questions: list[Question], cfg: AskConfig | None = None) -> list[AskResult]:
+    """Several questions at once, one batched streaming step for all (each item with its own image row of
+    image_embeds [B, N, dim], schedule and end); items that are done idle until the last one ends."""
+    cfg = cfg or AskConfig()
+    dev = model.lm.device
+    K = model.cfg.lm.dep_q
+    B = len(questions)
+    plans = [_schedule(q, tokenizer, codec, K, cfg) for q in questions]
+    length = max(u.shape[-1] for u, _, _ in plans)
+    user = torch.full((B, K, length), -1, dtype=torch.long)
+    for b, (u, _, _) in enumerate(plans):
+        user[b, :, :u.shape[-1]] = u
+        if u.shape[-1] < length and questions[b].audio is not None:  # keep a spoken item in silence
+            user[b, :, u.shape[-1]:] = codec.silence_codes(length - u.shape[-1])[:K].to(user)
+    typed = torch.tensor([q.text is not None for q in questions])
+    gen = Generator(model, cfg.sampling, xa_start=cfg.xa_start, seed=cfg.seed)
+    text_out: list[list[int]] = [[] for _ in range(B)]
+    audio_out: list[list[torch.Tensor]] = [[] for _ in range(B)]
+    gates: list[torch.Tensor] = []
+    done = [False] * B
+    steps = 0
+    t0 = time.perf_counter()
+    with gen.streaming(B):
+        if image_embeds is not None:
+            gen.set_image(image_embeds.to(dev))
+        for t in range(length):
+            force_text = torch.tensor([f[t] if t < len(f) else -2 for _, f, _ in plans])
+            force_audio = torch.where(typed[:, None], -1, -2).expand(B, K)
+            out = gen.step(user[:, :, t:t + 1].to(dev), force_text=force_text, force_audio=force_audio)
+            steps += 1
+            gates.append(gen.gate_weight().cpu())
+            if out is None:
+                continue
+            for b in range(B):
+                done[b] = done[b] or t >= plans[b][0].shape[-1]  # past its own question + answer budget
+                if done[b]:
+                    continue
+                text_out[b].append(int(out[b, 0, 0]))
+                audio_out[b].append(out[b, 1:, 0].cpu())
+                end = plans[b][2]
+                done[b] = len(text_out[b]) > end and _answer_done(text_out[b], end, cfg.end_pad_frames)
+            if all(done):
+                break
+    ms = (time.perf_counter() - t0) * 1000 / max(1, steps)
+    results = []
+    for b, q in enumerate(questions):
+        end = plans[b][2]
+        tokens = text_out[b][end:]
+        # Output j holds the text sampled at step j, so its gate is gates[j].
+        pieces = [(p, float(gates[end + i][b])) for i, tok in enumerate(tokens)
+                  if tok not in (TEXT_PAD, TEXT_EPAD) and (p := tokenizer.piece(tok))]
+        audio = None
+        if q.audio is not None and audio_out[b]:
+            codes = torch.stack(audio_out[b][end:] or audio_out[b], dim=-1)[None]  # [1, K, T]
+            audio = codec.decode(codes.clamp(min=0)).reshape(-1).numpy().astype(np.float32)
+        gate_mean = float(np.mean([g for _, g in pieces])) if pieces else 0.0
+        results.append(AskResult(tokenizer.decode(tokens).strip(), pieces, gate_mean, audio, steps, ms))
+    return results
+
+
 def ask(model: MoshiVis, tokenizer: TextTokenizer, codec, image_embeds: torch.Tensor | None,
         question_audio: np.ndarray | None = None, question_text: str | None = None,
         cfg: AskConfig | None = None) -> AskResult:
-    """image_embeds: [1, N, dim] from `model.encode_image` (None: no image). Exactly one of
+    """One question. image_embeds: [1, N, dim] from `model.encode_image` (None: no image). Exactly one of
     question_audio ([S] float32 at the codec's rate) and question_text."""
-    if (question_audio is None) == (question_text is None):
-        raise ValueError("give exactly one of question_audio and question_text")
-    cfg = cfg or AskConfig()
-    dev = model.lm.device
-    gen = Generator(model, cfg.sampling, xa_start=cfg.xa_start, seed=cfg.seed)
-    K = model.cfg.lm.dep_q
-    typed = question_text is not None
-    if typed:
-        q_tokens = tokenizer.encode(question_text)
-        forced = [TEXT_PAD] * cfg.lead_frames + q_tokens + [TEXT_PAD] * (cfg.gap_frames - 1) + [TEXT_EPAD]
-        user = torch.full((1, K, len(forced) + cfg.max_answer_frames), -1, dtype=torch.long)
-        question_end = len(forced)
-    else:
-        wav = torch.as_tensor(question_audio, dtype=torch.float32).view(1, 1, -1)
-        q_codes = codec.encode(wav)[:, :K]  # [1, K, Tq]
-        silence = codec.silence_codes(cfg.lead_frames + cfg.max_answer_frames)[None, :K].to(q_codes)
-        user = torch.cat([silence[..., :cfg.lead_frames], q_codes, silence[..., cfg.lead_frames:]], dim=-1)
-        forced = []
-        question_end = cfg.lead_frames + q_codes.shape[-1]
-    text_out: list[int] = []
-    audio_out: list[torch.Tensor] = []
-    gates: list[float] = []
-    t0 = time.perf_counter()
-    steps = 0
-    with gen.streaming(1):
-        if image_embeds is not None:
-            gen.set_image(image_embeds.to(dev))
-        for t in range(user.shape[-1]):
-            force_text = torch.tensor([forced[t]]) if t < len(forced) else None
-            force_audio = torch.full((1, K), -1) if typed else None
-            out = gen.step(user[:, :, t:t + 1].to(dev), force_text=force_text, force_audio=force_audio)
-            steps += 1
-            gates.append(float(gen.gate_weight()[0]))
-            if out is None:
-                continue
-            text_out.append(int(out[0, 0, 0]))
-            audio_out.append(out[0, 1:, 0].cpu())
-            if len(text_out) > question_end and _answer_done(text_out, question_end, cfg.end_pad_frames):
-                break
-    ms = (time.perf_counter() - t0) * 1000 / max(1, steps)
-    answer_tokens = text_out[question_end:]
-    # Output j holds the text sampled at step j (max_delay = 1 step behind), so its gate is gates[j].
-    pieces = [(p, gates[question_end + i]) for i, tok in enumerate(answer_tokens)
-              if tok not in (TEXT_PAD, TEXT_EPAD) and (p := tokenizer.piece(tok))]
-    answer = tokenizer.decode(answer_tokens).strip()
-    audio = None
-    if not typed and audio_out:
-        codes = torch.stack(audio_out[question_end:] or audio_out, dim=-1)[None]  # [1, K, T]
-        audio = codec.decode(codes.clamp(min=0)).reshape(-1).numpy().astype(np.float32)
-    gate_mean = float(np.mean([g for _, g in pieces])) if pieces else 0.0
-    return AskResult(answer, pieces, gate_mean, audio, steps, ms)
+    return ask_batch(model, tokenizer, codec, image_embeds, [Question(question_audio, question_text)], cfg)[0]

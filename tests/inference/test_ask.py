@@ -60,3 +60,19 @@ def test_cli_ask_json(bundle_dir, capsys, tmp_path):
 def test_missing_bundle_is_named(tmp_path, capsys):
     assert main(["ask", "--checkpoint", str(tmp_path), "--image", "x.png", "--text", "hi"]) == 2
     assert "not a model bundle" in capsys.readouterr().err
+
+
+def test_batch_equals_one_at_a_time(bundle_dir):
+    """A typed and a spoken question in one batch give what each gives alone (greedy)."""
+    import torch
+
+    from moshivis.inference.ask import Question, ask_batch
+
+    b = load_bundle(bundle_dir)
+    embeds = b.model.encode_image(torch.rand(2, 3, 56, 56) * 2 - 1)
+    cfg = AskConfig(max_answer_frames=12, end_pad_frames=3)
+    qs = [Question(text="what colour is the shape"), Question(audio=np.zeros(12000, np.float32))]
+    together = ask_batch(b.model, b.tokenizer, b.codec, embeds, qs, cfg)
+    alone = [ask_batch(b.model, b.tokenizer, b.codec, embeds[i:i + 1], [q], cfg)[0] for i, q in enumerate(qs)]
+    for x, y in zip(together, alone):
+        assert x.answer == y.answer and [p for p, _ in x.pieces] == [p for p, _ in y.pieces]
