@@ -242,6 +242,26 @@ def cmd_tinyworld(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_run(args: argparse.Namespace) -> int:
+    from .eval.benchmarks import load_benchmark
+    from .eval.run import RunConfig, run_benchmark
+    from .eval.text_norm import normalize_spoken
+    from .inference.bundle import EMBEDDED_BUNDLE, load_bundle
+
+    bundle = load_bundle(args.checkpoint or EMBEDDED_BUNDLE)
+    bench = load_benchmark(args.benchmark, args.data, split=args.split, limit=args.limit)
+    if sum(bench.report.errors.values()):
+        print(bench.report.summary(), file=sys.stderr)  # what could not be loaded, by reason
+
+    def correct(item, answer: str) -> float:  # running score: normalised match with any reference
+        return float(normalize_spoken(answer) in {normalize_spoken(a) for a in item.answers})
+
+    cfg = RunConfig(prompt=args.prompts, batch_size=args.batch_size, keep_wav=args.keep_wav)
+    summary = run_benchmark(bundle, list(bench.items), args.out, cfg, correct=correct)
+    print(json.dumps({**summary, "predictions": args.out}))
+    return 0
+
+
 def cmd_eval_score(args: argparse.Namespace) -> int:
     from .eval.benchmarks import load_benchmark
     from .eval.report import build_report, markdown_table, write_report
@@ -311,6 +331,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluation on the paper's benchmarks")
     ev = p.add_subparsers(dest="eval_command", required=True)
+    e = ev.add_parser("run", help="answer a benchmark's questions with a model bundle (resumable JSONL)")
+    e.add_argument("--benchmark", required=True, help="vqav2 | ocrvqa | coco | easy-vqa | babillage/<config>")
+    e.add_argument("--data", default=None)
+    e.add_argument("--split", default=None)
+    e.add_argument("--prompts", choices=["text", "audio"], default="text")
+    e.add_argument("--checkpoint", default=None, help="model bundle (default: the embedded model)")
+    e.add_argument("--limit", type=int, default=None)
+    e.add_argument("--batch-size", type=int, default=8)
+    e.add_argument("--keep-wav", default=None, help="folder for the spoken answers")
+    e.add_argument("--out", default="predictions.jsonl")
+    e.set_defaults(func=cmd_eval_run)
+
     e = ev.add_parser("score", help="score a predictions JSONL against a benchmark's ground truth")
     e.add_argument("--benchmark", required=True, help="vqav2 | ocrvqa | coco | easy-vqa | babillage/<config>")
     e.add_argument("--predictions", required=True, help="JSONL rows {id, answer, prompt: text|audio, asr?}")

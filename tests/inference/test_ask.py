@@ -76,3 +76,19 @@ def test_batch_equals_one_at_a_time(bundle_dir):
     alone = [ask_batch(b.model, b.tokenizer, b.codec, embeds[i:i + 1], [q], cfg)[0] for i, q in enumerate(qs)]
     for x, y in zip(together, alone):
         assert x.answer == y.answer and [p for p, _ in x.pieces] == [p for p, _ in y.pieces]
+
+
+def test_eval_run_resumes_and_scores(bundle_dir, tmp_path, capsys):
+    """`moshivis eval run` on easy-vqa with both prompt kinds; a rerun answers nothing twice; the file
+    scores with `eval score`."""
+    out = tmp_path / "preds.jsonl"
+    for prompts in ("text", "audio"):
+        assert main(["eval", "run", "--benchmark", "easy-vqa", "--checkpoint", str(bundle_dir), "--limit", "3",
+                     "--batch-size", "2", "--prompts", prompts, "--out", str(out)]) == 0
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["answered"] == 3
+    assert main(["eval", "run", "--benchmark", "easy-vqa", "--checkpoint", str(bundle_dir), "--limit", "3",
+                 "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["skipped"] == 3
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["prompt"] for r in rows) == ["audio"] * 3 + ["text"] * 3
+    assert main(["eval", "score", "--benchmark", "easy-vqa", "--predictions", str(out), "--json"]) == 0

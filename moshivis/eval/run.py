@@ -1,0 +1,108 @@
+"""Running a model bundle on a benchmark: batched streaming, resumable, with a running score.
+
+Text prompts go through the text stream (as speechless training samples); audio prompts play the
+question on the user's stream (the dataset's audio, or TTS with a voice pool), then silence. The answer is
+Moshi's text stream until its turn ends. Predictions are appended to a JSONL file; a rerun skips the ids
+(per prompt kind) already there, so an interrupted run continues.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..inference.ask import AskConfig, Question, ask_batch
+from ..inference.bundle import Bundle
+from ..models.vision import preprocess_images
+from .items import EvalItem
+
+
+@dataclass
+class RunConfig:
+    prompt: str = "text"  # "text" | "audio"
+    batch_size: int = 8
+    voices: Sequence[str] = ("piper:joe",)  # TTS for audio prompts when the item has no question audio
+    keep_wav: str | None = None  # folder for the spoken answers
+    ask: AskConfig | None = None
+
+
+def done_ids(path: str | os.PathLike, prompt: str) -> set[str]:
+    p = Path(path)
+    if not p.is_file():
+        return set()
+    out = set()
+    for line in p.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            if row.get("prompt") == prompt:
+                out.add(str(row["id"]))
+    return out
+
+
+def _batches(items: Iterable[EvalItem], size: int) -> Iterator[list[EvalItem]]:
+    batch: list[EvalItem] = []
+    for it in items:
+        batch.append(it)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def run_benchmark(bundle: Bundle, items: Sequence[EvalItem], out_jsonl: str | os.PathLike, cfg: RunConfig,
+                  correct: Callable[[EvalItem, str], float] | None = None, progress: bool = True) -> dict[str, float]:
+    """Answer every item not already in `out_jsonl`; returns {"answered", "skipped", "running_score"}.
+    `correct(item, answer)` in [0, 1] drives the progress bar's running score (e.g. exact match)."""
+    if cfg.prompt not in ("text", "audio"):
+        raise ValueError(f"prompt must be 'text' or 'audio', got {cfg.prompt!r}")
+    model, codec = bundle.model, bundle.codec
+    seen = done_ids(out_jsonl, cfg.prompt)
+    todo = [it for it in items if str(it.id) not in seen]
+    tts = None
+    if cfg.prompt == "audio":
+        from ..audio.tts import make_tts
+
+        tts = [make_tts(v) for v in cfg.voices]
+    if cfg.keep_wav:
+        Path(cfg.keep_wav).mkdir(parents=True, exist_ok=True)
+    total, n = 0.0, 0
+    bar = tqdm(total=len(todo), disable=not progress, desc=f"eval ({cfg.prompt})", dynamic_ncols=True)
+    with open(out_jsonl, "a") as f:
+        for batch in _batches(todo, cfg.batch_size):
+            pixels = torch.cat([preprocess_images(it.image.path, model.cfg.vision.image_size) for it in batch])
+            embeds = model.encode_image(pixels.to(model.lm.device))
+            questions = []
+            for i, it in enumerate(batch):
+                if cfg.prompt == "text":
+                    questions.append(Question(text=it.question))
+                elif it.question_audio is not None:
+                    questions.append(Question(audio=np.asarray(it.question_audio, dtype=np.float32)))
+                else:
+                    voice = tts[zlib.crc32(str(it.id).encode()) % len(tts)]  # type: ignore[index]
+                    questions.append(Question(audio=voice.synthesize(it.question)[0]))
+            for it, res in zip(batch, ask_batch(model, bundle.tokenizer, codec, embeds, questions, cfg.ask)):
+                row = {"id": it.id, "answer": res.answer, "prompt": cfg.prompt, "gate_mean": res.gate_mean}
+                if cfg.keep_wav and res.audio is not None:
+                    from ..audio.io import save_wav
+
+                    row["wav"] = str(save_wav(Path(cfg.keep_wav) / f"{it.id}.wav", res.audio, codec.sample_rate))
+                f.write(json.dumps(row) + "\n")
+                if correct is not None:
+                    total += correct(it, res.answer)
+                    n += 1
+            f.flush()
+            bar.update(len(batch))
+            if n:
+                bar.set_postfix(score=f"{100 * total / n:.1f}")
+    bar.close()
+    return {"answered": len(todo), "skipped": len(items) - len(todo),
+            "running_score": 100 * total / n if n else float("nan")}
