@@ -1,0 +1,187 @@
+"""The bodies of the tinyworld recipe's stages (see `recipe.py`), one function each."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .recipe import Stage
+
+MOSHI_VOICE = "piper:joe"
+
+
+def _artefact(stage: Stage, name: str) -> Path:
+    """Shipped artefacts go to `artefacts/<name>`; a smoke build keeps everything in its work folder."""
+    cfg = stage.cfg
+    return Path(cfg.work) / "artefacts" / name if cfg.smoke else Path(cfg.artefacts) / name
+
+
+def _done(stage: Stage, name: str) -> dict[str, Any]:
+    """The recorded result of an earlier stage."""
+    import json
+
+    return json.loads((Path(stage.cfg.work) / name / "done.json").read_text())["result"]
+
+
+def user_voices() -> list[str]:
+    """Training user voices: every flite voice but the held-out family, espeak-ng accents x variants."""
+    from ..audio.tiny.voices import ESPEAK_BASES, FLITE_VOICES
+
+    voices = [f"flite:{v}" for v in FLITE_VOICES]
+    voices += [f"espeak:{b}" + (f"+{v}" if v else "") for b in ESPEAK_BASES[:5] for v in ("", "f2", "m3", "f4", "m7")]
+    return voices
+
+
+def stage_codec(stage: Stage) -> dict[str, Any]:
+    from ..audio.tiny.train import train_tiny_codec
+
+    cfg, out = stage.cfg, _artefact(stage, "codec")
+    kw: dict[str, Any] = dict(n_sentences=1200, minutes_budget=cfg.codec_minutes)
+    if cfg.smoke:
+        kw = dict(n_sentences=10, minutes_budget=cfg.codec_minutes, semantic_k=8, acoustic_k=8, pca_dim=16,
+                  semantic_utterances=6, kmeans_iters=2, workers=1)
+    train_tiny_codec(out, seed=cfg.seed, **kw)
+    return {"codec": str(out)}
+
+
+def stage_vision(stage: Stage) -> dict[str, Any]:
+    from .vision_pretrain import pretrain_vision
+
+    cfg, out = stage.cfg, _artefact(stage, "vision")
+    steps, batch = (3, 16) if cfg.smoke else (2000, 128)
+    report = pretrain_vision(out, steps=steps, batch_size=batch, seed=cfg.seed, minutes_budget=cfg.vision_minutes,
+                             progress=False, evaluate_model=not cfg.smoke)
+    results = report.get("results", {})
+    return {"vision": str(out), "zero_shot_colour": results.get("zero_shot_color", {}).get("accuracy"),
+            "zero_shot_shape": results.get("zero_shot_shape", {}).get("accuracy")}
+
+
+def _dialogue_texts(cfg: Any) -> list[str]:
+    """Every text the recipe's dialogues can say (image and audio-only), for the tokenizer."""
+    import random
+
+    from ..data.augment import audio_only_dialogues
+    from ..data.sources import SourceRow, read_easy_vqa
+    from ..data.templates import QUESTION_TYPES, TemplateConfig, make_dialogue
+
+    texts: list[str] = []
+    for d in audio_only_dialogues(n=max(50, cfg.base_dialogues // 4), seed=cfg.seed, numbers_as_words=True):
+        texts += [t.text for t in d.turns]
+    tcfg = TemplateConfig(paraphrase_prob=0.5, numbers_as_words=True)
+    rng = random.Random(cfg.seed)
+    for row in read_easy_vqa("train", limit=cfg.image_rows or 1000):
+        if isinstance(row, SourceRow):
+            d = make_dialogue(row, rng.choice(QUESTION_TYPES), seed=rng.randrange(1 << 30), config=tcfg)
+            texts += [t.text for t in getattr(d, "turns", [])]
+    return texts
+
+
+def stage_tokenizer(stage: Stage) -> dict[str, Any]:
+    from ..data.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(_dialogue_texts(stage.cfg), stage.dir / "spm", vocab_size=stage.cfg.tokenizer_vocab)
+    return {"tokenizer": str(tok.path), "vocab_size": tok.vocab_size}
+
+
+def stage_init(stage: Stage) -> dict[str, Any]:
+    """The tinyworld model with the pre-trained, frozen tower in place."""
+    from safetensors.torch import load_file
+
+    from ..config import preset
+    from ..models.loaders import build_model, save_checkpoint
+
+    torch.manual_seed(stage.cfg.seed)
+    model = build_model(preset("tinyworld"))
+    vision = Path(_done(stage, "vision")["vision"])
+    model.vision.tower.load_state_dict(load_file(str(vision / "tower.safetensors")), strict=True)
+    path = stage.dir / "model.safetensors"
+    save_checkpoint(model, path)
+    return {"checkpoint": str(path)}
+
+
+def _synth(stage: Stage, out: Path, **kw: Any) -> dict[str, Any]:
+    from ..data.synth import DialogueConfig, SourceConfig, SynthConfig, run_synth
+
+    cfg = stage.cfg
+    codec_dir = _done(stage, "codec")["codec"]
+    source = kw.pop("source")
+    dialogues = kw.pop("dialogues", DialogueConfig(question_types=["mixed"], max_turns=6))
+    sc = SynthConfig(out_dir=str(out), source=source, dialogues=dialogues, seed=cfg.seed,
+                     moshi_voice=MOSHI_VOICE, user_voices=user_voices(), codec=f"tiny:{codec_dir}",
+                     tokenizer=_done(stage, "tokenizer")["tokenizer"], max_frames=1000, **kw)
+    result = run_synth(sc, resume=out.exists(), progress=not cfg.smoke)
+    return {"shards": str(out), "report": str(out / "report.json"), "samples": getattr(result, "written", None)}
+
+
+def stage_base_data(stage: Stage) -> dict[str, Any]:
+    from ..data.synth import SourceConfig
+
+    cfg = stage.cfg
+    return _synth(stage, stage.dir / "shards", source=SourceConfig(kind="easy-vqa", split="train", limit=0),
+                  audio_only=cfg.base_dialogues, speech_fraction=0.0, p_concat=0.0)
+
+
+def _train(stage: Stage, overrides: list[str]) -> dict[str, Any]:
+    from ..train.config import load_config
+    from ..train.trainer import Trainer
+
+    cfg = stage.cfg
+    run = stage.dir / "run"
+    tc = load_config(None, [f"out_dir={run}", "model.preset=tinyworld", f"seed={cfg.seed}",
+                            f"batch_size={cfg.batch_size}", f"data.max_frames={cfg.max_frames}",
+                            f"save_every={max(1, 500 if not cfg.smoke else 1)}", "tensorboard=false",
+                            "data.crop=random", *overrides])
+    history = Trainer(tc).run(resume=True, show_progress=not cfg.smoke)
+    last = sorted((run / "checkpoints").iterdir())[-1] / "model.safetensors"
+    return {"checkpoint": str(last), "final_loss": history[-1].loss if history else None, "run": str(run)}
+
+
+def stage_base(stage: Stage) -> dict[str, Any]:
+    cfg = stage.cfg
+    return _train(stage, ["mode=full", f"model.checkpoint={_done(stage, 'init')['checkpoint']}",
+                          f"data.shards=[{_done(stage, 'base_data')['shards']}]", "data.image_samples=0",
+                          "data.audio_only=1", f"steps={cfg.base_steps}", "optim.lr=1e-3", "optim.warmup_steps=100"])
+
+
+def stage_image_data(stage: Stage) -> dict[str, Any]:
+    from ..data.synth import DialogueConfig, SourceConfig
+
+    cfg = stage.cfg
+    return _synth(stage, stage.dir / "shards",
+                  source=SourceConfig(kind="easy-vqa", split="train", limit=cfg.image_rows),
+                  dialogues=DialogueConfig(question_types=["properties", "mixed", "misleading"], max_turns=6,
+                                           paraphrase_prob=cfg.paraphrase_prob),
+                  audio_only=cfg.audio_only, speech_fraction=cfg.speech_fraction, p_concat=cfg.p_concat)
+
+
+def stage_adapters(stage: Stage) -> dict[str, Any]:
+    from ..data.shards import read_manifest
+
+    cfg = stage.cfg
+    shards = _done(stage, "image_data")["shards"]
+    kinds = read_manifest(shards).get("kinds", {})
+    audio_only = 0.1 if "audio_only" in kinds else 0.0
+    return _train(stage, ["mode=adapters", f"model.checkpoint={_done(stage, 'base')['checkpoint']}",
+                          f"data.shards=[{shards}]", "data.p_audio=0.5", f"data.audio_only={audio_only}",
+                          f"steps={cfg.adapter_steps}", "optim.lr=2e-3", "optim.warmup_steps=100"])
+
+
+def stage_bundle(stage: Stage) -> dict[str, Any]:
+    """Base + trained adapters as one full checkpoint (float16 to keep the repo small), the tokenizer, and
+    the codec as a spec relative to the bundle."""
+    from ..inference.bundle import write_bundle_file
+    from ..models.loaders import load_adapters, load_model, save_checkpoint
+
+    out = _artefact(stage, "bundle")
+    out.mkdir(parents=True, exist_ok=True)
+    model = load_model(_done(stage, "base")["checkpoint"])
+    load_adapters(model, _done(stage, "adapters")["checkpoint"])
+    save_checkpoint(model.to(torch.float16), out / "model.safetensors")
+    shutil.copy(_done(stage, "tokenizer")["tokenizer"], out / "tokenizer.model")
+    codec = Path(_done(stage, "codec")["codec"])
+    rel = Path("..") / codec.name if codec.parent == out.parent else codec
+    write_bundle_file(out, "model.safetensors", "tokenizer.model", f"tiny:{rel}")
+    return {"bundle": str(out), "bytes": sum(f.stat().st_size for f in out.iterdir())}
