@@ -436,6 +436,19 @@ def read_ocr_vqa(
     return _limited(rows(), limit)
 
 
+def easy_vqa_split(split: str) -> tuple[list[str], list[str], list[int], dict[int, str]]:
+    """The installed `easy_vqa` package's (questions, answers, image ids, image id -> path) of a split."""
+    import easy_vqa  # deferred: only easy-vqa readers need the package
+
+    if split == "train":
+        texts, answers, image_ids = easy_vqa.get_train_questions()
+        return list(texts), list(answers), list(image_ids), easy_vqa.get_train_image_paths()
+    if split == "test":
+        texts, answers, image_ids = easy_vqa.get_test_questions()
+        return list(texts), list(answers), list(image_ids), easy_vqa.get_test_image_paths()
+    raise ValueError(f"easy-vqa split must be 'train' or 'test', got {split!r}")
+
+
 def read_easy_vqa(
     split: str = "train",
     check_images: bool = False,
@@ -446,16 +459,7 @@ def read_easy_vqa(
     each), one per image in id order, with all its questions; each answer is a one-element list. Image
     verification is off by default: the package's files are known good and checking 5,000 of them costs
     more than the rest of the read."""
-    import easy_vqa  # deferred: only this reader needs the package
-
-    if split == "train":
-        texts, answers, image_ids = easy_vqa.get_train_questions()
-        paths: dict[int, str] = easy_vqa.get_train_image_paths()
-    elif split == "test":
-        texts, answers, image_ids = easy_vqa.get_test_questions()
-        paths = easy_vqa.get_test_image_paths()
-    else:
-        raise ValueError(f"easy-vqa split must be 'train' or 'test', got {split!r}")
+    texts, answers, image_ids, paths = easy_vqa_split(split)
     by_image: dict[int, list[tuple[str, list[str]]]] = {image_id: [] for image_id in paths}
     stray: list[RowError] = []
     for i, (q, a, image_id) in enumerate(zip(texts, answers, image_ids)):

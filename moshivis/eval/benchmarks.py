@@ -413,16 +413,9 @@ _EASY_SHAPES = {"circle", "rectangle", "triangle"}
 
 
 def _load_easy_vqa(path: PathLike | None, split: str, images: ImageFinder, limit: int | None) -> Benchmark:
-    import easy_vqa  # deferred: only this loader needs the package
+    from ..data.sources import easy_vqa_split
 
-    if split == "train":
-        texts, answers, image_ids = easy_vqa.get_train_questions()
-        paths: dict[int, str] = easy_vqa.get_train_image_paths()
-    elif split == "test":
-        texts, answers, image_ids = easy_vqa.get_test_questions()
-        paths = easy_vqa.get_test_image_paths()
-    else:
-        raise ValueError(f"easy-vqa split must be 'train' or 'test', got {split!r}")
+    texts, answers, image_ids, paths = easy_vqa_split(split)
     report = EvalLoadReport("easy-vqa", "easy_vqa package", split, images_checked=True)
     if path is not None:
         report.notes.append(f"path {path} ignored: easy-vqa is read from the installed package")
