@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from moshivis.data.sources import OCR_VQA_SPLITS, SourceFormatError, check_image
+from moshivis.data.sources import OCR_VQA_SPLITS, SourceFormatError, check_image, easy_vqa_split
 from moshivis.data.types import ImageRef
 from moshivis.eval.items import (
     DUPLICATE_ID, MALFORMED_ROW, MISSING_IMAGE, NO_ANNOTATION, NO_ANSWERS, Benchmark, EvalItem,
@@ -413,8 +413,6 @@ _EASY_SHAPES = {"circle", "rectangle", "triangle"}
 
 
 def _load_easy_vqa(path: PathLike | None, split: str, images: ImageFinder, limit: int | None) -> Benchmark:
-    from ..data.sources import easy_vqa_split
-
     texts, answers, image_ids, paths = easy_vqa_split(split)
     report = EvalLoadReport("easy-vqa", "easy_vqa package", split, images_checked=True)
     if path is not None:
