@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from conftest import tiny_model
+from testkit import tiny_model
 from moshivis.cli import main
 from moshivis.data.tokenizer import train_tokenizer
 from moshivis.inference.ask import AskConfig, ask

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from conftest import random_codes, random_pixels, tiny_model
+from testkit import random_codes, random_pixels, tiny_model
 from moshivis.config import AdapterConfig, tiny
 from moshivis.inference.generator import Generator, SamplingConfig
 from moshivis.models.moshivis import GateTrace

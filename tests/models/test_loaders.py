@@ -32,7 +32,7 @@ from moshivis.models.loaders import (
     save_kyuteye,
 )
 from moshivis.models.moshivis import MoshiVis
-from conftest import FIXTURE_DIR
+from testkit import FIXTURE_DIR
 
 FIXTURE = FIXTURE_DIR / "model.safetensors"
 FIXTURE_PARAMS = 440_608  # from the fixture README

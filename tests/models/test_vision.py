@@ -14,7 +14,7 @@ from PIL import Image
 
 from moshivis.config import moshika_vis_7b, tiny
 from moshivis.models.vision import ImageEncoder, decode_image_bytes, preprocess_images
-from conftest import FIXTURE_DIR
+from testkit import FIXTURE_DIR
 
 FIXTURE = FIXTURE_DIR
 

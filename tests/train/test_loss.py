@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from conftest import random_codes, tiny_model
+from testkit import random_codes, tiny_model
 from moshivis.train.loss import LossWeights, moshi_loss, target_weight_sums
 
 
