@@ -387,6 +387,18 @@ def _config_diff(file_cfg: object, model_cfg: object) -> str:
     return "; ".join(diffs)
 
 
+def checkpoint_config(source: str | os.PathLike) -> ModelConfig | None:
+    """The config a checkpoint in our format carries, read from its header only (None for the released
+    and moshi layouts, which carry none)."""
+    path = resolve_checkpoint(source)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file: {e}") from None
+    return _config_from_meta(meta, path) if meta.get("format") == "moshivis" else None
+
+
 def describe(path: str | os.PathLike) -> dict[str, object]:
     """Format, tensor count and metadata of a checkpoint without building a model."""
     tensors, meta = read_safetensors(path)

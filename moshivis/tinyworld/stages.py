@@ -93,8 +93,14 @@ def stage_init(stage: Stage) -> dict[str, Any]:
     from ..config import preset
     from ..models.loaders import build_model, save_checkpoint
 
+    from ..audio.registry import load_codec
+
     torch.manual_seed(stage.cfg.seed)
-    model = build_model(preset("tinyworld"))
+    mc = preset("tinyworld")
+    # The vocabularies follow what the earlier stages made: the codec's codebook size, the tokenizer's.
+    mc.lm.audio_card = load_codec(f"tiny:{_done(stage, 'codec')['codec']}").cardinality
+    mc.lm.text_card = max(mc.lm.text_card, _done(stage, "tokenizer")["vocab_size"])
+    model = build_model(mc)
     vision = Path(_done(stage, "vision")["vision"])
     model.vision.tower.load_state_dict(load_file(str(vision / "tower.safetensors")), strict=True)
     path = stage.dir / "model.safetensors"

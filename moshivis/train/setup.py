@@ -8,14 +8,16 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig, preset
-from ..models.loaders import build_model, load_model
+from ..models.loaders import build_model, checkpoint_config, load_model
 from ..models.moshivis import MoshiVis
 from .config import TrainConfig
 from .lora import attach_lora
 
 
 def model_config(cfg: TrainConfig) -> ModelConfig:
-    mc = preset(cfg.model.preset)
+    """The preset, or the config stored in a checkpoint of our format (it wins: a checkpoint made by an
+    earlier stage may have other vocabulary sizes than the preset), with adapter overrides applied."""
+    mc = (checkpoint_config(cfg.model.checkpoint) if cfg.model.checkpoint else None) or preset(cfg.model.preset)
     if cfg.model.adapters:
         if mc.adapters is None:
             raise ValueError(f"model.adapters: preset {cfg.model.preset} has no adapters to override")
