@@ -82,9 +82,9 @@ def utterance_max_logmel(audios: Sequence[np.ndarray]) -> float:
                             for a in audios]))
 
 
-def train_tiny_codec(out_dir: str | Path | None, voices: Sequence[str] | None = None, n_sentences: int = 2000,
-                     seed: int = 0, minutes_budget: float = 12.0, *, semantic_k: int = 512, acoustic_k: int = 2048,
-                     pca_dim: int = 128, semantic_utterances: int = 600, max_vectors: int = 200_000, shifts: int = 3,
+def train_tiny_codec(out_dir: str | Path | None, voices: Sequence[str] | None = None, n_sentences: int = 2400,
+                     seed: int = 0, minutes_budget: float = 14.0, *, semantic_k: int = 512, acoustic_k: int = 2048,
+                     pca_dim: int = 128, semantic_utterances: int = 600, max_vectors: int = 250_000, shifts: int = 3,
                      kmeans_iters: int = 20, gl_lookahead: int = 4, floor_db: float = 70.0, workers: int = 2,
                      threads: int = 1, whisper: WhisperEncoder | None = None,
                      log: Callable[[str], None] = print) -> TinyCodec:
@@ -165,15 +165,15 @@ def train_tiny_codec(out_dir: str | Path | None, voices: Sequence[str] | None = 
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="tinyworld/codec")
-    p.add_argument("--sentences", type=int, default=2000)
+    p.add_argument("--sentences", type=int, default=2400)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--minutes", type=float, default=12.0)
+    p.add_argument("--minutes", type=float, default=14.0)
     p.add_argument("--voices", nargs="*", default=None, help="training voice specs (default: the full mixture)")
     p.add_argument("--semantic-k", type=int, default=512)
     p.add_argument("--acoustic-k", type=int, default=2048)
     p.add_argument("--pca-dim", type=int, default=128)
     p.add_argument("--semantic-utterances", type=int, default=600)
-    p.add_argument("--max-vectors", type=int, default=200_000)
+    p.add_argument("--max-vectors", type=int, default=250_000)
     p.add_argument("--shifts", type=int, default=3, help="frame-grid shifts per utterance (1-8)")
     p.add_argument("--gl-lookahead", type=int, default=4)
     p.add_argument("--workers", type=int, default=2)

