@@ -28,7 +28,7 @@ from ..resample import resample
 from ..tts import SAMPLE_RATE, make_tts
 from ..words import normalize_word, split_words
 from .codec import TinyCodec
-from .features import FRAME_SIZE, pad_to_frames, whisper_log10mel
+from .features import FRAME_SIZE, acoustic_logmel, pad_to_frames, whisper_log10mel
 from .semantic import default_whisper_path, normalise, pool_newest, sliding_windows, utterance_features
 from .sentences import sentences
 from .voices import EVAL_HELD_OUT_VOICES, EVAL_TRAIN_VOICES, family
@@ -165,7 +165,8 @@ def token_views(codec: TinyCodec, audio: np.ndarray, lookaheads: Sequence[int] =
     cfg = codec.config
     views = {"cb0_causal": codec.semantic[codes[0]],
              "cb1_acoustic": codec.acoustic.books[0][codes[1]],
-             "cb0_utterance": codec.semantic[codec.semantic_codes(utterance_features(codec.whisper, raw, cfg.whisper_ref_max))[0]]}
+             "cb0_utterance": codec.semantic[codec.semantic_codes(
+                 utterance_features(codec.whisper, raw, cfg.whisper_ref_max))[0]]}
     for la in lookaheads:
         states = codec.whisper(normalise(sliding_windows(raw, cfg.whisper_window, la), cfg.whisper_ref_max))
         views[f"cb0_lookahead{la}"] = codec.semantic[codec.semantic_codes(pool_newest(states, la))]
@@ -198,7 +199,8 @@ def nearest_word_accuracy(takes: list[dict], name: str) -> dict[str, float]:
     vecs = [_unit(t["views"][name].float()) for t in takes]
     hits: dict[str, list[int]] = {}
     for i, ti in enumerate(takes):
-        refs = [j for j, tj in enumerate(takes) if tj["voice"] != ti["voice"] and tj["voice"] not in EVAL_HELD_OUT_VOICES]
+        refs = [j for j, tj in enumerate(takes)
+                if tj["voice"] != ti["voice"] and tj["voice"] not in EVAL_HELD_OUT_VOICES]
         d = dtw_to_many(vecs[i], [vecs[j] for j in refs])
         best = takes[refs[int(np.argmin(d))]]["word"]
         group = "held_out_voice" if ti["voice"] in EVAL_HELD_OUT_VOICES else "training_voices"
@@ -288,8 +290,8 @@ def measure_rtf(codec: TinyCodec, audio: np.ndarray, repeats: int = 1) -> dict:
 
     out["encode_streaming"] = timed(stream_enc)
     out["decode_streaming"] = timed(stream_dec)
-    from .features import acoustic_logmel
-    out["encode_acoustic_only"] = timed(lambda: codec.acoustic_codes(acoustic_logmel(wav[:, 0], codec.config.log_floor)))
+    floor = codec.config.log_floor
+    out["encode_acoustic_only"] = timed(lambda: codec.acoustic_codes(acoustic_logmel(wav[:, 0], floor)))
     out["round_trip_streaming"] = out["encode_streaming"] + out["decode_streaming"]
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}
 

@@ -141,7 +141,8 @@ def train_tiny_codec(out_dir: str | Path | None, voices: Sequence[str] | None = 
         "audio_seconds": round(seconds, 1), "voices": "mixture" if voices is None else list(voices),
         "voice_families": {b: len({family(d.spec) for d in draws if d.spec.startswith(b + ":")})
                            for b in ("piper", "flite", "espeak")},
-        "utterances_per_backend": {b: sum(d.spec.startswith(b + ":") for d in draws) for b in ("piper", "flite", "espeak")},
+        "utterances_per_backend": {b: sum(d.spec.startswith(b + ":") for d in draws)
+                                   for b in ("piper", "flite", "espeak")},
         "resampled_share": round(sum(d.resample_factor != 1.0 for d in draws) / len(draws), 3),
         "held_out_family": HELD_OUT_FAMILY,
         "semantic_windows": int(feats.shape[0]), "acoustic_vectors": int(vecs.shape[0]), "grid_shifts": shifts,
