@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 
 from ..data.types import WordTiming
-from .timing import Span, fill_missing, spread
+from .timing import Span, fill_missing, none_runs, spread
 
 
 @dataclass
@@ -78,21 +78,13 @@ def _claim_unmatched_sounds(words: list[str], spans: list[Span | None], first: d
     """A run of unmatched words takes the sounds between its matched neighbours, when there are any:
     "a" alone is "eɪ" but "ɐ" in a sentence, and the "ɐ" is where it was said (the pause before it is
     not). `spans` is updated in place; runs with no sound between their neighbours stay None."""
-    w = 0
-    while w < len(words):
-        if spans[w] is not None:
-            w += 1
-            continue
-        run_end = w
-        while run_end < len(words) and spans[run_end] is None:
-            run_end += 1
+    for w, run_end in none_runs(spans):
         lo = last[w - 1] if w > 0 else -1
         hi = first[run_end] if run_end < len(words) else len(timeline)
         inside = [k for k in seg_idx if lo < k < hi]
         if inside:
             span = (timeline[inside[0]].start, timeline[inside[-1]].end)
             spans[w:run_end] = spread(span, [max(1, len(x)) for x in words[w:run_end]])
-        w = run_end
 
 
 def _is_mark(phoneme: str) -> bool:

@@ -7,6 +7,8 @@ roughly follows its length, and the share keeps every start in transcript order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from ..data.types import WordTiming
@@ -38,24 +40,32 @@ def spread(span: Span, weights: list[float]) -> list[Span]:
     return [(float(a), float(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
+def none_runs(items: Sequence[object]) -> list[tuple[int, int]]:
+    """[start, end) of every maximal run of None in `items` (runs are separated by known items, so
+    filling one run never changes another's neighbours)."""
+    runs, i = [], 0
+    while i < len(items):
+        if items[i] is None:
+            j = i
+            while j < len(items) and items[j] is None:
+                j += 1
+            runs.append((i, j))
+            i = j
+        else:
+            i += 1
+    return runs
+
+
 def fill_missing(words: list[str], spans: list[Span | None], bounds: Span) -> list[WordTiming]:
     """One WordTiming per word: known spans kept (clamped to be ordered), each run of unknown ones spread
     over the gap between its neighbours (or `bounds` at the ends), by length in characters."""
     if len(words) != len(spans):
         raise ValueError(f"{len(words)} words but {len(spans)} spans")
     out: list[Span | None] = list(spans)
-    i = 0
-    while i < len(out):
-        if out[i] is not None:
-            i += 1
-            continue
-        j = i
-        while j < len(out) and out[j] is None:
-            j += 1
+    for i, j in none_runs(out):
         lo = out[i - 1][1] if i > 0 else bounds[0]  # type: ignore[index]
         hi = out[j][0] if j < len(out) else bounds[1]  # type: ignore[index]
         out[i:j] = spread((lo, hi), [max(1, len(w)) for w in words[i:j]])
-        i = j
     timings: list[WordTiming] = []
     last = 0.0
     for word, span in zip(words, out):
