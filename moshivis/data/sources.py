@@ -127,7 +127,8 @@ def _nonempty(texts: Iterable[str]) -> list[str]:
     return [t.strip() for t in texts if t.strip()]
 
 
-def _load_json(path: PathLike) -> Any:
+def load_json(path: PathLike) -> Any:
+    """A JSON file, or a one-line SourceFormatError naming it."""
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
@@ -161,7 +162,7 @@ def read_coco_karpathy(
     `sentences[].raw`. `split`: one of train/restval/val/test, several, or None for all. Image path:
     `image_root/filepath/filename`. A row with some empty sentences keeps the others (their count goes to
     `meta["empty_captions"]`); one whose sentences are all empty is an "empty caption" error."""
-    data = _load_json(path)
+    data = load_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise SourceFormatError(f"{path}: expected an object with an 'images' list")
     splits = {split} if isinstance(split, str) else (set(split) if split is not None else None)
@@ -293,8 +294,8 @@ def read_vqav2(
     `image_root/{split}2014/`. `split` ("val" or "val2014"): default from the questions file's
     `data_subtype`. A bad question or annotation is an error of its own (row = "q{question_id}") and the
     image keeps its other questions."""
-    qdata = _load_json(questions_path)
-    adata = _load_json(annotations_path)
+    qdata = load_json(questions_path)
+    adata = load_json(annotations_path)
     if not isinstance(qdata, dict) or not isinstance(qdata.get("questions"), list):
         raise SourceFormatError(f"{questions_path}: expected an object with a 'questions' list")
     if not isinstance(adata, dict) or not isinstance(adata.get("annotations"), list):
@@ -386,7 +387,7 @@ def read_ocr_vqa(
     split: 1 train / 2 val / 3 test}). The image is `{id}.<any extension>` directly under `image_root`
     (the download script keeps the URL's extension, mostly .jpg); the folder is listed once up front
     rather than globbed per row. `split`: "train" | "val" | "test" | None for all."""
-    data = _load_json(path)
+    data = load_json(path)
     if not isinstance(data, dict):
         raise SourceFormatError(f"{path}: expected an object mapping ids to entries")
     if split is not None and split not in OCR_VQA_SPLITS.values():

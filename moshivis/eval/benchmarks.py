@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from moshivis.data.sources import OCR_VQA_SPLITS, SourceFormatError, check_image, easy_vqa_split
+from moshivis.data.sources import OCR_VQA_SPLITS, SourceFormatError, check_image, easy_vqa_split, load_json
 from moshivis.data.types import ImageRef
 from moshivis.eval.items import (
     DUPLICATE_ID, MALFORMED_ROW, MISSING_IMAGE, NO_ANNOTATION, NO_ANSWERS, Benchmark, EvalItem,
@@ -157,14 +157,6 @@ def attach_image(report: EvalLoadReport, images: ImageFinder, image_id: str, ite
     return None
 
 
-def _load_json(path: Path) -> Any:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise SourceFormatError(f"{path}: not valid JSON ({e})") from e
-
-
 def _in_folder(path: PathLike, filename: str) -> Path:
     """`path` itself if it is a file, else `path/filename`."""
     p = resolve_dataset_path(path)
@@ -237,7 +229,7 @@ def _load_vqav2(path: PathLike, split: str, images: ImageFinder, limit: int | No
     if questions_file is None or annotations_file is None:
         qf, af = _vqav2_files(path, subtype)
         questions_file, annotations_file = questions_file or qf, annotations_file or af
-    qdata, adata = _load_json(Path(questions_file)), _load_json(Path(annotations_file))
+    qdata, adata = load_json(Path(questions_file)), load_json(Path(annotations_file))
     if not isinstance(qdata, dict) or not isinstance(qdata.get("questions"), list):
         raise SourceFormatError(f"{questions_file}: expected an object with a 'questions' list")
     if not isinstance(adata, dict) or not isinstance(adata.get("annotations"), list):
@@ -310,7 +302,7 @@ def ocrvqa_question_type(question: str) -> str:
 
 def _load_ocrvqa(path: PathLike, split: str | None, images: ImageFinder, limit: int | None) -> Benchmark:
     file = _in_folder(path, "dataset.json")
-    data = _load_json(file)
+    data = load_json(file)
     if not isinstance(data, dict):
         raise SourceFormatError(f"{file}: expected an object mapping book ids to entries")
     if split is not None and split not in OCR_VQA_SPLITS.values():
@@ -367,7 +359,7 @@ def _load_ocrvqa(path: PathLike, split: str | None, images: ImageFinder, limit: 
 
 def _load_coco(path: PathLike, split: str | None, images: ImageFinder, limit: int | None) -> Benchmark:
     file = _in_folder(path, "dataset_coco.json")
-    data = _load_json(file)
+    data = load_json(file)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise SourceFormatError(f"{file}: expected an object with an 'images' list (Karpathy's format)")
     report = EvalLoadReport("coco", str(file), split, images_checked=images.enabled)
