@@ -13,10 +13,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from ..data.types import WordTiming
-from .tts_base import TTSBackend, TTSError, VoiceOptions, require_binary, run_binary
+from .tts_base import TTSBackend, TTSError, VoiceOptions, read_engine_wav, require_binary, run_binary
 from .words import split_words
 
 DEFAULT_WPM = 175  # espeak-ng's default rate
@@ -74,8 +73,5 @@ class EspeakTTS(TTSBackend):
             if opts.pitch is not None:
                 args += ["-p", str(opts.pitch)]
             run_binary(self.name, str(opts), args)
-            try:
-                audio, sr = sf.read(str(wav), dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError, OSError) as e:
-                raise TTSError(self.name, str(opts), f"espeak-ng wrote no readable WAV: {e}") from None
-        return self._finish(audio.mean(axis=1), sr, str(opts)), None
+            audio, sr = read_engine_wav(self.name, str(opts), wav, self.binary)
+        return self._finish(audio, sr, str(opts)), None

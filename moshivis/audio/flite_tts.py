@@ -12,10 +12,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from ..data.types import WordTiming
-from .tts_base import TTSBackend, TTSError, require_binary, run_binary
+from .tts_base import TTSBackend, TTSError, read_engine_wav, require_binary, run_binary
 from .words import split_words
 
 LIMITED_DOMAIN = {"awb_time"}
@@ -51,8 +50,5 @@ class FliteTTS(TTSBackend):
             if opts.length_scale != 1.0:
                 args += ["--setf", f"duration_stretch={opts.length_scale:g}"]
             run_binary(self.name, str(opts), args)
-            try:
-                audio, sr = sf.read(str(wav), dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError, OSError) as e:
-                raise TTSError(self.name, str(opts), f"flite wrote no readable WAV: {e}") from None
-        return self._finish(audio.mean(axis=1), sr, str(opts)), None
+            audio, sr = read_engine_wav(self.name, str(opts), wav, self.binary)
+        return self._finish(audio, sr, str(opts)), None

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from ..data.types import WordTiming
 from .resample import resample
@@ -125,3 +126,12 @@ def run_binary(backend: str, voice: str, args: list[str], timeout: float = 60.0)
         tail = (done.stderr.strip().splitlines() or ["no stderr"])[-1]
         raise TTSError(backend, voice, f"{Path(args[0]).name} exited {done.returncode}: {tail}")
     return done.stdout
+
+
+def read_engine_wav(backend: str, voice: str, path: Path, engine: str) -> tuple[np.ndarray, int]:
+    """The mono float32 audio and rate of the WAV the binary `engine` wrote, or a TTSError."""
+    try:
+        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as e:
+        raise TTSError(backend, voice, f"{engine} wrote no readable WAV: {e}") from None
+    return audio.mean(axis=1), sr
