@@ -234,11 +234,25 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_tinyworld(args: argparse.Namespace) -> int:
     from .tinyworld.recipe import STAGES, RecipeConfig, build
 
-    cfg = RecipeConfig(work=args.work, smoke=args.smoke, seed=args.seed)
+    cfg = RecipeConfig(work=args.work, smoke=args.smoke, seed=args.seed, reuse_shipped=args.reuse_shipped,
+                       parallel=not args.serial)
     stages = tuple(args.stages) if args.stages else STAGES
     result = build(cfg, stages=stages, force=args.force)
     print(json.dumps({k: {"seconds": v.get("seconds"), **v.get("result", {})} for k, v in result.items()},
                      indent=2, default=str))
+    return 0
+
+
+def cmd_tinyworld_results(args: argparse.Namespace) -> int:
+    from .tinyworld.results import ResultsConfig, evaluate, markdown
+
+    cfg = ResultsConfig(out=args.out, questions=args.questions, unrelated=args.unrelated, switching=args.switching,
+                        asr_answers=args.asr_answers, batch_size=args.batch_size)
+    if args.bundle:
+        cfg.bundle = args.bundle
+    if args.conditions:
+        cfg.conditions = tuple(args.conditions)
+    print(markdown(evaluate(cfg)))
     return 0
 
 
@@ -254,6 +268,10 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
         print(bench.report.summary(), file=sys.stderr)  # what could not be loaded, by reason
 
     def correct(item, answer: str) -> float:  # running score: normalised match with any reference
+        if item.benchmark == "easy-vqa":  # sentences: read the answer word back (eval.easy_vqa_metric)
+            from .eval.easy_vqa_metric import extract_answer
+
+            return float(extract_answer(item.question, answer) in item.answers)
         return float(normalize_spoken(answer) in {normalize_spoken(a) for a in item.answers})
 
     cfg = RunConfig(prompt=args.prompts, batch_size=args.batch_size, keep_wav=args.keep_wav)
@@ -327,7 +345,21 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--stages", nargs="*", default=None, help="only these stages (in recipe order)")
     b.add_argument("--force", action="store_true", help="redo the stages even if done")
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--reuse-shipped", action="store_true",
+                   help="keep the shipped codec and vision tower (tinyworld/codec, tinyworld/vision) instead of "
+                        "retraining them")
+    b.add_argument("--serial", action="store_true", help="run base_data and image_data one after the other")
     b.set_defaults(func=cmd_tinyworld)
+    r = tw.add_parser("results", help="the embedded model's results table (resumable; results.json + .md)")
+    r.add_argument("--bundle", default=None, help="model bundle folder (default: the embedded model)")
+    r.add_argument("--out", default="runs/tinyworld/results")
+    r.add_argument("--questions", type=int, default=2000, help="easy-vqa test questions (half held-out wordings)")
+    r.add_argument("--unrelated", type=int, default=400)
+    r.add_argument("--switching", type=int, default=200)
+    r.add_argument("--asr-answers", type=int, default=300)
+    r.add_argument("--batch-size", type=int, default=16)
+    r.add_argument("--conditions", nargs="*", default=None, help="a subset (default: all)")
+    r.set_defaults(func=cmd_tinyworld_results)
 
     p = sub.add_parser("eval", help="evaluation on the paper's benchmarks")
     ev = p.add_subparsers(dest="eval_command", required=True)

@@ -5,7 +5,7 @@
   about the image and other topics (paper, section on data: "p_concat").
 - `audio_only_dialogues`: dialogues with no image at all (`Dialogue.image is None`), from a text
   dialogue source or from a small built-in generator of image-unrelated Q&A (arithmetic, counting,
-  colours of common things, yes/no facts), so that plain speech ability is kept up while training.
+  colours of common things, yes/no facts, shapes), so that plain speech ability is kept up while training.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ _THING_COLORS = (("banana", "yellow"), ("lemon", "yellow"), ("strawberry", "red"
                  ("cherry", "red"), ("carrot", "orange"), ("pumpkin", "orange"), ("frog", "green"),
                  ("lime", "green"), ("cucumber", "green"), ("polar bear", "white"), ("snowball", "white"),
                  ("crow", "black"), ("lump of coal", "black"), ("blueberry", "blue"), ("flamingo", "pink"),
-                 ("chocolate bar", "brown"), ("school bus", "yellow"), ("fire truck", "red"))
+                 ("chocolate bar", "brown"), ("school bus", "yellow"), ("fire truck", "red"),
+                 ("elephant", "gray"), ("rain cloud", "gray"), ("tree trunk", "brown"), ("mallard's neck", "teal"))
 _PLURAL_COLORS = (("grass", "green", "is"), ("the sky on a clear day", "blue", "is"), ("snow", "white", "is"),
                   ("milk", "white", "is"), ("leaves in summer", "green", "are"))
 _YES_NO = (("Is the sun hot?", "Yes, the sun is very hot."), ("Is ice cold?", "Yes, ice is cold."),
@@ -40,6 +41,18 @@ _YES_NO = (("Is the sun hot?", "Yes, the sun is very hot."), ("Is ice cold?", "Y
                                                      "No, people can't breathe underwater without equipment."),
            ("Do trees grow from seeds?", "Yes, most trees grow from seeds."),
            ("Is winter warmer than summer?", "No, winter is usually colder than summer."))
+# Shape and colour words in image-free sentences, so a base model trained without images can already say
+# (and hear) the words its image answers will need.
+_SHAPES = (("How many sides does a triangle have?", "A triangle has three sides."),
+           ("How many sides does a rectangle have?", "A rectangle has four sides."),
+           ("What shape is a wheel?", "A wheel is a circle."), ("What shape is a door?", "A door is a rectangle."),
+           ("What shape is a slice of pizza?", "A slice of pizza is a triangle."),
+           ("What shape is a coin?", "A coin is a circle."), ("What shape is a book?", "A book is a rectangle."),
+           ("Is a circle round?", "Yes, a circle is round."), ("Does a triangle have corners?",
+                                                                "Yes, a triangle has three corners."),
+           ("Is a rectangle round?", "No, a rectangle has four straight sides."))
+_MIXES = (("blue", "green", "teal"), ("black", "white", "gray"), ("red", "yellow", "orange"),
+          ("blue", "yellow", "green"), ("red", "white", "pink"), ("red", "blue", "purple"))
 _LEGS = (("dog", 4), ("cat", 4), ("spider", 8), ("bird", 2), ("horse", 4), ("ant", 6), ("chicken", 2),
          ("cow", 4), ("bee", 6))
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -83,6 +96,15 @@ def _legs(rng: random.Random) -> tuple[str, str]:
     return f"How many legs does a {animal} have?", f"A {animal} has {n} legs."
 
 
+def _shape_fact(rng: random.Random) -> tuple[str, str]:
+    return rng.choice(_SHAPES)
+
+
+def _color_mix(rng: random.Random) -> tuple[str, str]:
+    a, b, mix = rng.choice(_MIXES)
+    return f"What colour do you get when you mix {a} and {b}?", f"Mixing {a} and {b} gives {mix}."
+
+
 def _next_day(rng: random.Random) -> tuple[str, str]:
     i = rng.randrange(7)
     return f"What day comes after {_DAYS[i]}?", f"{_DAYS[(i + 1) % 7]} comes after {_DAYS[i]}."
@@ -90,7 +112,7 @@ def _next_day(rng: random.Random) -> tuple[str, str]:
 
 SMALLTALK_TOPICS: dict[str, Callable[[random.Random], tuple[str, str]]] = {
     "arithmetic": _arithmetic, "counting": _counting, "colors": _color_of_thing, "yes_no": _yes_no_fact,
-    "legs": _legs, "days": _next_day,
+    "legs": _legs, "days": _next_day, "shapes": _shape_fact, "color_mix": _color_mix,
 }
 _OPENERS = (("Hi Moshi!", "Hi! How can I help you?"), ("Hello, how are you?", "I'm doing well, thanks for asking!"),
             ("Can I ask you a few questions?", "Of course, go ahead."))

@@ -128,6 +128,7 @@ class SynthConfig:
     seed: int = 0
     p_concat: float = 0.2  # share of image dialogues with an unrelated dialogue glued before or after
     audio_only: int = 0  # image-less dialogues added (built-in small-talk generator)
+    audio_only_max_pairs: int = 4  # question/answer exchanges per audio-only dialogue: 1 to this
     speech_fraction: float = 0.5  # share of image dialogues also rendered as image_speech samples
     moshi_voice: str = "piper:joe"
     user_voices: list[str] | None = None  # None: VoicePool's defaults (flite + espeak voices)
@@ -167,8 +168,10 @@ class SynthConfig:
                 raise ValueError(f"{name} must be a range 0 <= lo <= hi, got {(lo, hi)}")
         if self.aligner not in ("auto", "piper", "whisper"):
             raise ValueError(f"aligner must be auto, piper or whisper, got {self.aligner!r}")
-        if self.max_frames < 1 or self.samples_per_shard < 1 or self.audio_only < 0 or self.tail_s < 0:
-            raise ValueError("max_frames and samples_per_shard must be >= 1; audio_only and tail_s >= 0")
+        if (self.max_frames < 1 or self.samples_per_shard < 1 or self.audio_only < 0 or self.tail_s < 0
+                or self.audio_only_max_pairs < 1):
+            raise ValueError("max_frames, samples_per_shard and audio_only_max_pairs must be >= 1; audio_only and "
+                             "tail_s >= 0")
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))  # tuples -> lists: what JSON/YAML give back
@@ -314,7 +317,8 @@ def collect_dialogues(cfg: SynthConfig, report: SynthReport,
         rng = random.Random(f"{cfg.seed}|concat|{d.id}")
         dialogues.append(concat_augment(d, rng, cfg.p_concat,
                                         unrelated=lambda r: smalltalk_dialogue(r, numbers_as_words=numbers)))
-    dialogues += audio_only_dialogues(cfg.audio_only, cfg.seed, numbers_as_words=numbers)
+    dialogues += audio_only_dialogues(cfg.audio_only, cfg.seed, max_pairs=cfg.audio_only_max_pairs,
+                                      numbers_as_words=numbers)
     report.dialogues = len(dialogues)
     report.dialogue_s += time.perf_counter() - t0
     return dialogues

@@ -51,7 +51,7 @@ _ALIASES = {"vqa": "vqav2", "vqa2": "vqav2", "vqa-v2": "vqav2", "ocr-vqa": "ocrv
             "easy_vqa": "easy-vqa", "easyvqa": "easy-vqa", "coco-captions": "coco", "coco_karpathy": "coco"}
 DEFAULT_SPLITS = {"vqav2": "val", "ocrvqa": "test", "coco": "test", "easy-vqa": "test", "babillage": "test"}
 # Which metric scores a benchmark (babillage configs score as their base benchmark).
-METRIC_FAMILY = {"vqav2": "vqa", "ocrvqa": "exact_match", "easy-vqa": "exact_match", "coco": "caption"}
+METRIC_FAMILY = {"vqav2": "vqa", "ocrvqa": "exact_match", "easy-vqa": "easy_vqa", "coco": "caption"}
 
 
 def canonical_name(name: str) -> tuple[str, str | None]:

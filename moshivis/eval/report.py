@@ -38,7 +38,8 @@ PAPER_REFERENCES: dict[str, dict[str, Any]] = {
         "scores": {"coco": 123.0, "vqav2": 71.0, "ocrvqa": 65.0},
     },
 }
-_METRIC_LABEL = {"accuracy": "VQA accuracy", "exact_match": "accuracy (exact match)", "cider": "CIDEr-D"}
+_METRIC_LABEL = {"accuracy": "VQA accuracy", "exact_match": "accuracy (exact match)", "cider": "CIDEr-D",
+                 "easy_vqa_accuracy": "accuracy (answer word)"}
 
 
 def _reference_key(benchmark: str) -> str:
@@ -55,7 +56,8 @@ def build_report(scores: Iterable[Mapping[str, Any]], run: Mapping[str, Any] | N
         key = _reference_key(str(s["benchmark"]))
         prompts = s.get("prompts", {})
         row: dict[str, Any] = {
-            "benchmark": s["benchmark"], "reference_key": key, "metric": s["headline_metric"],
+            "benchmark": s["benchmark"], "reference_key": key,
+            "metric": "easy_vqa_accuracy" if s.get("family") == "easy_vqa" else s["headline_metric"],
             "ours_text": prompts.get("text", {}).get("headline"),
             "ours_audio": prompts.get("audio", {}).get("headline"),
             "coverage": {p: b.get("coverage") for p, b in prompts.items()},

@@ -8,6 +8,7 @@ Moshi's text stream until its turn ends. Predictions are appended to a JSONL fil
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import zlib
@@ -32,6 +33,8 @@ class RunConfig:
     voices: Sequence[str] = ("piper:joe",)  # TTS for audio prompts when the item has no question audio
     keep_wav: str | None = None  # folder for the spoken answers
     ask: AskConfig | None = None
+    use_image: bool = True  # False: no image at all (the blind baseline: the frozen base as it was)
+    asr: bool = False  # transcribe each spoken answer with Whisper tiny.en -> the row's "asr"
 
 
 def done_ids(path: str | os.PathLike, prompt: str) -> set[str]:
@@ -74,12 +77,27 @@ def run_benchmark(bundle: Bundle, items: Sequence[EvalItem], out_jsonl: str | os
         tts = [make_tts(v) for v in cfg.voices]
     if cfg.keep_wav:
         Path(cfg.keep_wav).mkdir(parents=True, exist_ok=True)
+    spoken_answers = cfg.prompt == "audio" and (cfg.keep_wav is not None or cfg.asr)
+    ask_cfg = dataclasses.replace(cfg.ask or AskConfig(), decode_audio=spoken_answers)
+    transcribe = None
+    if cfg.asr and cfg.prompt == "audio":
+        from ..audio.tiny.evaluate import Transcriber
+
+        transcribe = Transcriber()
+    if cfg.use_image:
+        lacking = [str(it.id) for it in todo if it.image is None or not it.image.path]
+        if lacking:
+            raise ValueError(f"{len(lacking)} items have no image (e.g. {lacking[:3]}); give them one or run "
+                             "with use_image=False")
     total, n = 0.0, 0
     bar = tqdm(total=len(todo), disable=not progress, desc=f"eval ({cfg.prompt})", dynamic_ncols=True)
     with open(out_jsonl, "a") as f:
         for batch in _batches(todo, cfg.batch_size):
-            pixels = torch.cat([preprocess_images(it.image.path, model.cfg.vision.image_size) for it in batch])
-            embeds = model.encode_image(pixels.to(model.lm.device))
+            embeds = None
+            if cfg.use_image:
+                pixels = torch.cat([preprocess_images(it.image.path, model.cfg.vision.image_size)  # type: ignore[union-attr]
+                                    for it in batch])
+                embeds = model.encode_image(pixels.to(model.lm.device))
             questions = []
             for i, it in enumerate(batch):
                 if cfg.prompt == "text":
@@ -89,8 +107,10 @@ def run_benchmark(bundle: Bundle, items: Sequence[EvalItem], out_jsonl: str | os
                 else:
                     voice = tts[zlib.crc32(str(it.id).encode()) % len(tts)]  # type: ignore[index]
                     questions.append(Question(audio=voice.synthesize(it.question)[0]))
-            for it, res in zip(batch, ask_batch(model, bundle.tokenizer, codec, embeds, questions, cfg.ask)):
+            for it, res in zip(batch, ask_batch(model, bundle.tokenizer, codec, embeds, questions, ask_cfg)):
                 row = {"id": it.id, "answer": res.answer, "prompt": cfg.prompt, "gate_mean": res.gate_mean}
+                if transcribe is not None and res.audio is not None:
+                    row["asr"] = transcribe(res.audio)
                 if cfg.keep_wav and res.audio is not None:
                     from ..audio.io import save_wav
 

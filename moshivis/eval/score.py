@@ -31,7 +31,7 @@ __all__ = ["HEADLINE", "Prediction", "PredictionsError", "read_predictions", "sc
 
 PROMPTS = ("text", "audio")
 # The number each metric family reports in the paper's tables.
-HEADLINE = {"vqa": "accuracy", "exact_match": "exact_match", "caption": "cider"}
+HEADLINE = {"vqa": "accuracy", "exact_match": "exact_match", "easy_vqa": "accuracy", "caption": "cider"}
 
 
 class PredictionsError(ValueError):
@@ -119,6 +119,10 @@ def _metric(family: str, answers: dict[str, str], items: list[EvalItem], always_
         from moshivis.eval.vqa_metric import vqa_scores
 
         return vqa_scores(answers, items, always_normalize=always_normalize)
+    if family == "easy_vqa":
+        from moshivis.eval.easy_vqa_metric import easy_vqa_scores
+
+        return easy_vqa_scores(answers, items)
     if family == "exact_match":
         from moshivis.eval.ocrvqa_metric import ocrvqa_scores
 

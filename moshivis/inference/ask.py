@@ -28,6 +28,7 @@ class AskConfig:
     end_pad_frames: int = 10  # this many padding frames after a word end the answer
     xa_start: int = 0
     seed: int = 0
+    decode_audio: bool = True  # spoken questions: decode Moshi's answer to a waveform (Griffin-Lim costs time)
 
 
 @dataclass
@@ -132,7 +133,7 @@ def ask_batch(model: MoshiVis, tokenizer: TextTokenizer, codec, image_embeds: to
         pieces = [(p, float(gates[end + i][b])) for i, tok in enumerate(tokens)
                   if tok not in (TEXT_PAD, TEXT_EPAD) and (p := tokenizer.piece(tok))]
         audio = None
-        if q.audio is not None and audio_out[b]:
+        if q.audio is not None and audio_out[b] and cfg.decode_audio:
             codes = torch.stack(audio_out[b][end:] or audio_out[b], dim=-1)[None]  # [1, K, T]
             audio = codec.decode(codes.clamp(min=0)).reshape(-1).numpy().astype(np.float32)
         gate_mean = float(np.mean([g for _, g in pieces])) if pieces else 0.0

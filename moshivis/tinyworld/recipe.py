@@ -10,6 +10,9 @@
     adapters     the paper's recipe: base frozen, adapters trained on the mixture
     bundle       model + tokenizer + codec spec in `tinyworld/bundle` (what `moshivis ask/demo` load)
 
+`base_data` and `image_data` need only the codec and tokenizer, so they run side by side in two processes
+(`parallel`, one core each); `base` then trains while nothing else runs.
+
 Each stage records `done.json` (settings, seconds) in its work folder and is skipped when that exists with
 the same settings, so an interrupted build resumes at the stage it was in. `smoke=True` runs every stage
 at toy sizes (CI).
@@ -35,19 +38,23 @@ class RecipeConfig:
     artefacts: str = str(REPO / "tinyworld")  # shipped: codec/, vision/, bundle/
     seed: int = 0
     smoke: bool = False
+    reuse_shipped: bool = False  # codec/vision: keep the artefacts already in `artefacts` instead of retraining
+    parallel: bool = True  # base_data and image_data in two processes
     codec_minutes: float = 12.0
     vision_minutes: float = 10.0
     tokenizer_vocab: int = 1000
-    base_dialogues: int = 3000
-    base_steps: int = 3000
-    image_rows: int | None = None  # easy-vqa train rows (None: all 4,000 images' questions)
+    base_dialogues: int = 800
+    base_max_pairs: int = 3
+    base_steps: int = 900
+    image_rows: int | None = 1200  # easy-vqa train images, one dialogue each (None: all 4,000)
+    max_turns: int = 4
     speech_fraction: float = 0.5
-    audio_only: int = 500
+    audio_only: int = 200
     p_concat: float = 0.2
     paraphrase_prob: float = 0.5
-    adapter_steps: int = 3000
+    adapter_steps: int = 1200
     batch_size: int = 16
-    max_frames: int = 250
+    max_frames: int = 160
     held_out_voices: tuple[str, ...] = ("flite:slt",)  # never used in training: the unseen-voice family
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -55,7 +62,7 @@ class RecipeConfig:
         """Toy sizes for CI (`smoke`): every stage runs, in seconds."""
         if not self.smoke:
             return self
-        return dataclasses.replace(self, base_dialogues=6, base_steps=3, image_rows=4, audio_only=2,
+        return dataclasses.replace(self, reuse_shipped=False, base_dialogues=6, base_steps=3, image_rows=4, audio_only=2,
                                    adapter_steps=3, batch_size=2, max_frames=200, codec_minutes=0.5,
                                    vision_minutes=0.3, tokenizer_vocab=200)
 
@@ -83,12 +90,41 @@ class Stage:
                                            "result": result}, indent=2, default=str))
 
 
+PARALLEL = ("base_data", "image_data")
+
+
+def _stage_fn(name: str) -> Callable[[Stage], dict[str, Any]]:
+    from . import stages as S  # the stage bodies, one function each
+
+    return getattr(S, f"stage_{name}")
+
+
+def _run_in_child(cfg: RecipeConfig, name: str, force: bool) -> tuple[dict[str, Any], list[str]]:
+    """One stage in a worker process, on one core (two stages share the machine's two); its log lines
+    come back to the parent's `log`."""
+    import torch
+
+    torch.set_num_threads(1)
+    lines: list[str] = []
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
+    return run_stage(cfg, name, _stage_fn(name), force, log), lines
+
+
 def run_stage(cfg: RecipeConfig, name: str, fn: Callable[[Stage], dict[str, Any]], force: bool = False,
               log: Callable[[str], None] = print) -> dict[str, Any]:
     stage = Stage(cfg, name)
     if stage.is_done() and not force:
         log(f"[tinyworld] {name}: done before, skipped")
         return json.loads(stage.marker.read_text())
+    if stage.marker.is_file() or force:
+        # Done before with other settings (or forced): its outputs are stale, start the stage afresh. An
+        # interrupted stage has no marker and resumes from what it wrote.
+        log(f"[tinyworld] {name}: settings changed since it was built, rebuilding" if not force else
+            f"[tinyworld] {name}: forced, rebuilding")
+        shutil.rmtree(stage.dir, ignore_errors=True)
     log(f"[tinyworld] {name} ...")
     stage.dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
@@ -101,17 +137,30 @@ def run_stage(cfg: RecipeConfig, name: str, fn: Callable[[Stage], dict[str, Any]
 def build(cfg: RecipeConfig, stages: tuple[str, ...] = STAGES, force: bool = False,
           log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the stages in order (each skipped when already done with the same settings)."""
-    from . import stages as S  # the stage bodies, one function each
-
     cfg = cfg.scaled()
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; stages are {', '.join(STAGES)}")
     out: dict[str, Any] = {}
+    side_by_side = cfg.parallel and all(s in stages for s in PARALLEL)
     for name in STAGES:
-        if name in stages:
-            out[name] = run_stage(cfg, name, getattr(S, f"stage_{name}"), force, log)
-    return out
+        if name not in stages or name in out:
+            continue
+        if side_by_side and name in PARALLEL:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: a fresh interpreter per stage, no forked torch/CTranslate2 thread pools.
+            with ProcessPoolExecutor(len(PARALLEL), mp_context=mp.get_context("spawn")) as pool:
+                futures = {n: pool.submit(_run_in_child, cfg, n, force) for n in PARALLEL}
+                for n, f in futures.items():
+                    out[n], lines = f.result()
+                    if log is not print:  # print: the child printed them already
+                        for line in lines:
+                            log(line)
+            continue
+        out[name] = run_stage(cfg, name, _stage_fn(name), force, log)
+    return {name: out[name] for name in STAGES if name in out}
 
 
 def clean(cfg: RecipeConfig) -> None:

@@ -39,6 +39,8 @@ def stage_codec(stage: Stage) -> dict[str, Any]:
     from ..audio.tiny.train import train_tiny_codec
 
     cfg, out = stage.cfg, _artefact(stage, "codec")
+    if cfg.reuse_shipped and (out / "tiny_codec.safetensors").is_file():
+        return {"codec": str(out), "reused": True}
     kw: dict[str, Any] = dict(n_sentences=1200, minutes_budget=cfg.codec_minutes)
     if cfg.smoke:
         kw = dict(n_sentences=10, minutes_budget=cfg.codec_minutes, semantic_k=8, acoustic_k=8, pca_dim=16,
@@ -51,6 +53,13 @@ def stage_vision(stage: Stage) -> dict[str, Any]:
     from .vision_pretrain import pretrain_vision
 
     cfg, out = stage.cfg, _artefact(stage, "vision")
+    if cfg.reuse_shipped and (out / "tower.safetensors").is_file():
+        import json
+
+        results = json.loads((out / "report.json").read_text()).get("results", {})
+        return {"vision": str(out), "reused": True,
+                "zero_shot_colour": results.get("zero_shot_color", {}).get("accuracy"),
+                "zero_shot_shape": results.get("zero_shot_shape", {}).get("accuracy")}
     steps, batch = (3, 16) if cfg.smoke else (2000, 128)
     report = pretrain_vision(out, steps=steps, batch_size=batch, seed=cfg.seed, minutes_budget=cfg.vision_minutes,
                              progress=False, evaluate_model=not cfg.smoke)
@@ -68,7 +77,7 @@ def _dialogue_texts(cfg: Any) -> list[str]:
     from ..data.templates import QUESTION_TYPES, TemplateConfig, make_dialogue
 
     texts: list[str] = []
-    for d in audio_only_dialogues(n=max(50, cfg.base_dialogues // 4), seed=cfg.seed, numbers_as_words=True):
+    for d in audio_only_dialogues(n=max(50, cfg.base_dialogues), seed=cfg.seed, numbers_as_words=True):
         texts += [t.text for t in d.turns]
     tcfg = TemplateConfig(paraphrase_prob=0.5, numbers_as_words=True)
     rng = random.Random(cfg.seed)
@@ -127,7 +136,8 @@ def stage_base_data(stage: Stage) -> dict[str, Any]:
 
     cfg = stage.cfg
     return _synth(stage, stage.dir / "shards", source=SourceConfig(kind="easy-vqa", split="train", limit=0),
-                  audio_only=cfg.base_dialogues, speech_fraction=0.0, p_concat=0.0)
+                  audio_only=cfg.base_dialogues, audio_only_max_pairs=cfg.base_max_pairs, speech_fraction=0.0,
+                  p_concat=0.0)
 
 
 def _train(stage: Stage, overrides: list[str]) -> dict[str, Any]:
@@ -158,7 +168,7 @@ def stage_image_data(stage: Stage) -> dict[str, Any]:
     cfg = stage.cfg
     return _synth(stage, stage.dir / "shards",
                   source=SourceConfig(kind="easy-vqa", split="train", limit=cfg.image_rows),
-                  dialogues=DialogueConfig(question_types=["properties", "mixed", "misleading"], max_turns=6,
+                  dialogues=DialogueConfig(question_types=["properties", "mixed", "misleading"], max_turns=cfg.max_turns,
                                            paraphrase_prob=cfg.paraphrase_prob),
                   audio_only=cfg.audio_only, speech_fraction=cfg.speech_fraction, p_concat=cfg.p_concat)
 

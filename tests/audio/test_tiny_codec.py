@@ -201,3 +201,27 @@ def test_shipped_codec_round_trip_wer() -> None:
     score = wer([t for t, _, _ in items], hyps)
     print(f"\nshipped tiny codec: round-trip WER {score:.3f} on 3 held-out sentences, RTF {rtf:.3f}; {hyps}")
     assert score <= 0.35
+
+
+def test_quiet_windows_share_one_encoder_pass_exactly(small: TinyCodec) -> None:
+    """`encode_windows` runs Whisper once for all quiet windows: the states equal a pass over every window,
+    and the encoder sees fewer windows when the track has silence in it."""
+    from moshivis.audio.tiny.features import whisper_log10mel
+    from moshivis.audio.tiny.semantic import encode_windows, normalise, sliding_windows
+
+    x = torch.cat([torch.zeros(1, 1, 3 * 24000), speech(), torch.zeros(1, 1, 3 * 24000)], -1)
+    raw = whisper_log10mel(x[:, 0, : x.shape[-1] // F * F])
+    windows = sliding_windows(raw, small.config.whisper_window)
+    ref = small.config.whisper_ref_max
+    seen: list[int] = []
+
+    class Counting:
+        def __call__(self, mel: torch.Tensor) -> torch.Tensor:
+            seen.append(mel.shape[0])
+            return small.whisper(mel)
+
+    fast = encode_windows(Counting(), windows, ref)  # type: ignore[arg-type]
+    full = small.whisper(normalise(windows, ref))
+    assert torch.equal(fast, full)
+    quiet = int((windows.amax(dim=(1, 2)) <= ref - 8).sum())
+    assert quiet > 20 and seen == [windows.shape[0] - quiet + 1]

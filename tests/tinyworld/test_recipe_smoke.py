@@ -18,10 +18,21 @@ pytestmark = pytest.mark.skipif(shutil.which("flite") is None or shutil.which("e
                                 reason="the recipe's user voices need flite and espeak-ng (Debian packages)")
 
 
-def test_smoke_build_end_to_end(tmp_path):
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """One smoke build for the module: (config, build result, log lines)."""
     logs: list[str] = []
-    cfg = RecipeConfig(work=str(tmp_path / "work"), smoke=True)
-    result = build(cfg, log=logs.append)
+    cfg = RecipeConfig(work=str(tmp_path_factory.mktemp("tinyworld") / "work"), smoke=True)
+    return cfg, build(cfg, log=logs.append), logs
+
+
+@pytest.fixture(scope="module")
+def smoke_bundle(smoke) -> str:
+    return smoke[1]["bundle"]["result"]["bundle"]
+
+
+def test_smoke_build_end_to_end(tmp_path, smoke):
+    cfg, result, logs = smoke
     assert list(result) == list(STAGES)
     bundle = load_bundle(result["bundle"]["result"]["bundle"])
     assert bundle.model.cfg.name == "tinyworld"
@@ -40,3 +51,24 @@ def test_smoke_build_end_to_end(tmp_path):
     again: list[str] = []
     build(cfg, log=again.append)
     assert all("skipped" in line for line in again) and len(again) == len(STAGES)
+
+
+def test_results_harness_runs_every_condition_and_resumes(tmp_path, smoke_bundle):
+    """`moshivis tinyworld results` on a smoke bundle: every condition produces its table row, and a rerun
+    answers nothing again (predictions are resumed, not recomputed)."""
+    from moshivis.tinyworld.results import ResultsConfig, evaluate
+
+    cfg = ResultsConfig(bundle=smoke_bundle, out=str(tmp_path / "res"), questions=4,
+                        unrelated=2, switching=2, asr_answers=2, batch_size=4, progress=False,
+                        max_answer_frames=12, switching_answer_frames=8)
+    res = evaluate(cfg)
+    for key in ("text", "audio_train", "audio_heldout", "blind", "majority"):
+        assert res[key]["all"]["n"] == 4 and res[key]["seen"]["n"] == 2 and res[key]["held-out"]["n"] == 2
+    assert res["spoken_answers"]["n"] == 2
+    assert res["unrelated"]["base"]["accuracy"] >= 0 and res["unrelated"]["adapted"]["gate_mean"] > 0
+    assert res["switching"]["unrelated_q3"]["n"] == 2
+    sizes = {p.name: p.stat().st_size for p in (tmp_path / "res").glob("*.jsonl")}
+    assert len(sizes) == 8
+    evaluate(cfg)
+    assert {p.name: p.stat().st_size for p in (tmp_path / "res").glob("*.jsonl")} == sizes
+    assert "| text prompt, image |" in (tmp_path / "res" / "results.md").read_text()

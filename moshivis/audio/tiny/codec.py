@@ -37,7 +37,7 @@ from .acoustic import AcousticQuantizer
 from .features import (ACOUSTIC_NFFT, FRAME_SIZE, FRAMES_PER_CODEC_FRAME, HOP, WHISPER_NFFT, acoustic_logmel,
                        pad_to_frames, stack_frames, whisper_log10mel)
 from .kmeans import nearest
-from .semantic import (ENCODER_DIM, WhisperEncoder, causal_features, normalise, pool_newest,
+from .semantic import (ENCODER_DIM, WhisperEncoder, causal_features, encode_windows, pool_newest,
                        whisper_fingerprint)
 from .vocoder import MelInverter, StreamingGriffinLim
 
@@ -234,7 +234,7 @@ class TinyStreamingEncoder(_TinyStream):
         with torch.no_grad():
             ac = c.acoustic_codes(acoustic_logmel(wav, c.config.log_floor, self.hist_ac))
             self.raw = torch.cat([self.raw[:, :, FRAMES_PER_CODEC_FRAME:], whisper_log10mel(wav, self.hist_wh)], 2)
-            feats = pool_newest(c.whisper(normalise(self.raw, c.config.whisper_ref_max)))
+            feats = pool_newest(encode_windows(c.whisper, self.raw, c.config.whisper_ref_max))
             self.hist_ac = torch.cat([self.hist_ac, wav], 1)[:, -self.hist_ac.shape[1]:]
             self.hist_wh = torch.cat([self.hist_wh, wav], 1)[:, -self.hist_wh.shape[1]:]
             return torch.cat([c.semantic_codes(feats)[:, None, None], ac], 1)
