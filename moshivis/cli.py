@@ -256,6 +256,17 @@ def cmd_tinyworld_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tinyworld_ablations(args: argparse.Namespace) -> int:
+    from .tinyworld.ablations import AblationConfig, markdown, run_ablations
+
+    cfg = AblationConfig(work=args.work, steps=args.steps, questions=args.questions, unrelated=args.unrelated,
+                         switching=args.switching)
+    if args.variants:
+        cfg.variants = tuple(args.variants)
+    print(markdown(run_ablations(cfg), cfg))
+    return 0
+
+
 def cmd_eval_run(args: argparse.Namespace) -> int:
     from .eval.benchmarks import load_benchmark
     from .eval.run import RunConfig, run_benchmark
@@ -360,6 +371,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int, default=16)
     r.add_argument("--conditions", nargs="*", default=None, help="a subset (default: all)")
     r.set_defaults(func=cmd_tinyworld_results)
+    a = tw.add_parser("ablations", help="the paper's ablations in miniature (gate, shared cross-attention, p_audio)")
+    a.add_argument("--work", default="runs/tinyworld", help="the recipe's work folder (base and image_data done)")
+    a.add_argument("--steps", type=int, default=250)
+    a.add_argument("--variants", nargs="*", default=None, help="a subset of the variants (default: all)")
+    a.add_argument("--questions", type=int, default=300)
+    a.add_argument("--unrelated", type=int, default=100)
+    a.add_argument("--switching", type=int, default=50)
+    a.set_defaults(func=cmd_tinyworld_ablations)
 
     p = sub.add_parser("eval", help="evaluation on the paper's benchmarks")
     ev = p.add_subparsers(dest="eval_command", required=True)

@@ -223,12 +223,14 @@ def ours_to_moshi(state: Mapping[str, torch.Tensor], cfg: ModelConfig) -> dict[s
 # ----------------------------------------------------------------------------------------------- public API
 def load_model(source: str | os.PathLike, config: ModelConfig | str | None = None,
                device: torch.device | str = "cpu", dtype: torch.dtype | None = None,
-               cache_dir: str | os.PathLike | None = None) -> MoshiVis:
+               cache_dir: str | os.PathLike | None = None, fresh_adapters: bool = False) -> MoshiVis:
     """Load any supported checkpoint.
 
     `config`: a ModelConfig or preset name; required for `kyuteye` and `moshi` files (they carry no
     config), optional for ours (the embedded config is used). A base `moshi` file gives a MoshiVis whose
-    adapters and vision tower are freshly initialised.
+    adapters and vision tower are freshly initialised. `fresh_adapters` (our format): load the LM and the
+    vision tower strictly, and start the adapters (and image projection) fresh, so `config` may give them
+    another architecture (ablations: no gate, unshared cross-attention, ...).
     """
     path = resolve_checkpoint(source, cache_dir=cache_dir)
     tensors, meta = read_safetensors(path)
@@ -240,6 +242,12 @@ def load_model(source: str | os.PathLike, config: ModelConfig | str | None = Non
             raise CheckpointError(f"{path}: an adapter-only file; load a base model first, then "
                                   f"`load_adapters(model, path)`")
         cfg = cfg or stored
+        if fresh_adapters:
+            model = build_model(cfg, init=True)
+            fresh = {n for n, _ in model.adapter_parameters()}
+            keep = {k: v for k, v in tensors.items() if not k.startswith("adapters.") and k not in fresh}
+            load_into(model, keep, str(path), strict_keys=set(model.state_dict()) - fresh, device=device, dtype=dtype)
+            return _finish(model.to(device=device, dtype=dtype or torch.float32), device)
         return _finish(load_into(build_model(cfg, init=False), dict(tensors), str(path), device=device,
                                  dtype=dtype), device)
     if cfg is None:

@@ -21,6 +21,7 @@ class ModelSection:
     preset: str = "tiny"
     checkpoint: str | None = None  # any format moshivis loads; adapters start fresh for base Moshi files
     adapters: dict[str, Any] = field(default_factory=dict)  # AdapterConfig overrides (ablations)
+    fresh_adapters: bool = False  # from `checkpoint` take the LM + vision tower only; adapters start fresh
     lora_rank: int = 8  # mode lora only
     activation_checkpointing: bool = False
 

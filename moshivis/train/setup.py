@@ -33,7 +33,8 @@ def build_training_model(cfg: TrainConfig, device: torch.device | str = "cpu") -
     mc = model_config(cfg)
     torch.manual_seed(cfg.seed)  # fresh adapters (and random bases) are the same on every rank and run
     if cfg.model.checkpoint:
-        model = load_model(cfg.model.checkpoint, mc, device=device, dtype=torch.float32)
+        model = load_model(cfg.model.checkpoint, mc, device=device, dtype=torch.float32,
+                           fresh_adapters=cfg.model.fresh_adapters)
     else:
         model = build_model(mc, device=device)
     model.lm.transformer.checkpointing = cfg.model.activation_checkpointing

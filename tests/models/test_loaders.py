@@ -464,3 +464,23 @@ def test_bf16_load_and_save(fixture_path: Path, fixture_tensors: dict[str, torch
     for k, v in written.items():
         assert v.dtype == torch.bfloat16, k
         assert torch.equal(v, fixture_tensors[k].to(torch.bfloat16)), k
+
+
+def test_fresh_adapters_keep_lm_and_tower_and_allow_another_adapter_architecture(tmp_path: Path) -> None:
+    """An ablation starts from a trained base: LM and vision tower bit-identical, adapters fresh and of
+    another kind (unshared cross-attention, no gate) than the checkpoint's."""
+    torch.manual_seed(0)
+    base = build_model(tiny())
+    path = tmp_path / "base.safetensors"
+    save_checkpoint(base, path)
+    other = dataclasses.replace(tiny(), adapters=AdapterConfig(shared_xa=False, gate="none"))
+    with pytest.raises(CheckpointError):
+        load_model(path, other)  # strict: the stored adapters do not fit
+    model = load_model(path, other, fresh_adapters=True)
+    for k, v in base.lm.state_dict().items():
+        assert torch.equal(model.lm.state_dict()[k], v), k
+    for k, v in base.vision.tower.state_dict().items():
+        assert torch.equal(model.vision.tower.state_dict()[k], v), k
+    assert not any("gate" in n for n, _ in model.adapter_parameters())
+    assert any("gate" in n for n, _ in base.adapter_parameters())
+    assert model.cfg.adapters is not None and model.cfg.adapters.gate == "none" and not model.cfg.adapters.shared_xa

@@ -5,6 +5,7 @@ adapter training, bundle), the bundle answers through `ask`, and a rerun skips f
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import easy_vqa
 import pytest
@@ -72,3 +73,27 @@ def test_results_harness_runs_every_condition_and_resumes(tmp_path, smoke_bundle
     evaluate(cfg)
     assert {p.name: p.stat().st_size for p in (tmp_path / "res").glob("*.jsonl")} == sizes
     assert "| text prompt, image |" in (tmp_path / "res" / "results.md").read_text()
+
+
+def test_ablation_variants_train_from_the_base_and_are_scored(smoke):
+    """Two architecture ablations (no gate, unshared cross-attention) from the smoke base: fresh adapters
+    of the new kind, the base LM and tower untouched, a row of scores each."""
+    import torch
+
+    from moshivis.models.loaders import load_model
+    from moshivis.tinyworld.ablations import AblationConfig, run_ablations
+
+    cfg, result, _ = smoke
+    acfg = AblationConfig(work=cfg.work, steps=2, variants=("no_gate", "unshared_xa"), questions=2, unrelated=2,
+                          switching=1, batch_size=2, max_frames=64, progress=False, max_answer_frames=6,
+                          switching_answer_frames=4)
+    rows = run_ablations(acfg)
+    assert set(rows) == {"no_gate", "unshared_xa"}
+    base = load_model(result["base"]["result"]["checkpoint"])
+    for name, adapters in (("no_gate", {"gate": "none"}), ("unshared_xa", {"shared_xa": False})):
+        model = load_model(Path(cfg.work) / "ablations" / name / "bundle" / "model.safetensors")
+        for k, v in adapters.items():
+            assert getattr(model.cfg.adapters, k) == v
+        for k, v in base.lm.state_dict().items():
+            assert torch.equal(model.lm.state_dict()[k], v), k
+    assert "| no_gate |" in (Path(cfg.work) / "ablations" / "ablations.md").read_text()

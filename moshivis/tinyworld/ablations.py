@@ -1,0 +1,131 @@
+"""The paper's ablations in miniature, on the embedded model's frozen base and image data:
+
+    reference     the shipped recipe's adapter settings (dynamic gate, shared cross-attention, p_audio 50%)
+    no_gate       cross-attention added with no gate at all
+    unshared_xa   one cross-attention per layer instead of one shared by all layers
+    p_audio_0/25/100   share of image samples that are spoken (the rest are speechless text dialogues)
+
+Every variant trains fresh adapters for the same (reduced) number of steps from the same base, so they
+compare with each other (the `reference` row is the shipped settings at that budget, not the shipped
+model). Each is then scored by `tinyworld.results` on a subset of its conditions: text and audio prompts,
+image-unrelated questions with an image, and the switching test.
+
+    moshivis tinyworld ablations [--work runs/tinyworld] [--steps 250] [--variants ...]
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+VARIANTS: dict[str, list[str]] = {
+    "reference": ["data.p_audio=0.5"],
+    "no_gate": ["data.p_audio=0.5", "model.adapters.gate=none"],
+    "unshared_xa": ["data.p_audio=0.5", "model.adapters.shared_xa=false"],
+    "p_audio_0": ["data.p_audio=0.0"],
+    "p_audio_25": ["data.p_audio=0.25"],
+    "p_audio_100": ["data.p_audio=1.0"],
+}
+EVAL_CONDITIONS = ("text", "audio_train", "unrelated_adapted", "switching")
+
+
+@dataclass
+class AblationConfig:
+    work: str = "runs/tinyworld"  # the recipe's work folder (its base and image_data stages must be done)
+    steps: int = 250
+    variants: tuple[str, ...] = tuple(VARIANTS)
+    questions: int = 300
+    unrelated: int = 100
+    switching: int = 50
+    batch_size: int = 16
+    max_frames: int = 160
+    seed: int = 0
+    max_answer_frames: int = 150
+    switching_answer_frames: int = 60
+    extra: list[str] = field(default_factory=list)  # more training overrides for every variant
+    progress: bool = True
+
+
+def _done(work: Path, stage: str) -> dict[str, Any]:
+    marker = work / stage / "done.json"
+    if not marker.is_file():
+        raise FileNotFoundError(f"{marker}: the recipe's {stage!r} stage is not done; run "
+                                f"`moshivis tinyworld build --work {work}` first")
+    return json.loads(marker.read_text())["result"]
+
+
+def train_variant(cfg: AblationConfig, name: str) -> Path:
+    """Adapters of one variant, trained from the recipe's base; returns the bundle folder (resumable)."""
+    from ..data.shards import read_manifest
+    from ..inference.bundle import write_bundle_file
+    from ..models.loaders import load_adapters, load_model, save_checkpoint
+    from ..train.config import load_config
+    from ..train.trainer import Trainer
+
+    if name not in VARIANTS:
+        raise ValueError(f"unknown ablation {name!r}; known: {', '.join(VARIANTS)}")
+    work = Path(cfg.work)
+    base, shards = _done(work, "base")["checkpoint"], _done(work, "image_data")["shards"]
+    tokenizer, codec = _done(work, "tokenizer")["tokenizer"], _done(work, "codec")["codec"]
+    out = work / "ablations" / name
+    bundle = out / "bundle"
+    if (bundle / "bundle.json").is_file():
+        return bundle
+    audio_only = 0.1 if "audio_only" in read_manifest(shards).get("kinds", {}) else 0.0
+    tc = load_config(None, [f"out_dir={out / 'run'}", "model.preset=tinyworld", f"seed={cfg.seed}",
+                            f"batch_size={cfg.batch_size}", f"data.max_frames={cfg.max_frames}", "data.crop=random",
+                            f"save_every={cfg.steps}", "tensorboard=false", "mode=adapters",
+                            f"model.checkpoint={base}", "model.fresh_adapters=true", f"data.shards=[{shards}]",
+                            f"data.audio_only={audio_only}", f"steps={cfg.steps}", "optim.lr=2e-3",
+                            "optim.warmup_steps=50", *VARIANTS[name], *cfg.extra])
+    Trainer(tc).run(resume=True, show_progress=cfg.progress)
+    last = sorted((out / "run" / "checkpoints").iterdir())[-1] / "model.safetensors"
+    from ..train.setup import model_config
+
+    model = load_model(base, model_config(tc), fresh_adapters=True)
+    load_adapters(model, last)
+    bundle.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(model, bundle / "model.safetensors")
+    write_bundle_file(bundle, "model.safetensors", str(Path(tokenizer).resolve()), f"tiny:{Path(codec).resolve()}")
+    return bundle
+
+
+def run_ablations(cfg: AblationConfig) -> dict[str, Any]:
+    """Train and score every variant; writes `ablations.json` and `ablations.md` in work/ablations."""
+    from .results import ResultsConfig, evaluate
+
+    out = Path(cfg.work) / "ablations"
+    out.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, Any] = {}
+    for name in cfg.variants:
+        bundle = train_variant(cfg, name)
+        res = evaluate(ResultsConfig(bundle=str(bundle), out=str(out / name / "results"), questions=cfg.questions,
+                                     unrelated=cfg.unrelated, switching=cfg.switching, batch_size=cfg.batch_size,
+                                     seed=cfg.seed, conditions=EVAL_CONDITIONS, progress=cfg.progress,
+                                     max_answer_frames=cfg.max_answer_frames,
+                                     switching_answer_frames=cfg.switching_answer_frames))
+        rows[name] = {"text": res["text"]["all"]["accuracy"], "audio": res["audio_train"]["all"]["accuracy"],
+                      "unrelated": res["unrelated"]["adapted"]["accuracy"],
+                      "gate_image": res["audio_train"]["gate_mean"],
+                      "gate_unrelated": res["unrelated"]["adapted"]["gate_mean"],
+                      "switch_q3": res["switching"]["unrelated_q3"]["accuracy"],
+                      "switch_gate_q3": res["switching"]["unrelated_q3"]["gate_mean"]}
+        (out / "ablations.json").write_text(json.dumps({"steps": cfg.steps, "rows": rows}, indent=1))
+        (out / "ablations.md").write_text(markdown(rows, cfg))
+    return rows
+
+
+def markdown(rows: dict[str, Any], cfg: AblationConfig) -> str:
+    lines = [f"Ablations: fresh adapters, {cfg.steps} steps each, same frozen base and data; easy-vqa test "
+             f"{cfg.questions} questions, {cfg.unrelated} unrelated questions, {cfg.switching} switching "
+             "conversations (accuracy %)", "",
+             "| variant | text prompt | audio prompt | unrelated (with image) | switching: unrelated Q3 | "
+             "gate: image Q | gate: unrelated Q | gate: switching Q3 |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        def g(v: float | None) -> str:
+            return "-" if v is None else f"{v:.3f}"
+        lines.append(f"| {name} | {r['text']:.1f} | {r['audio']:.1f} | {r['unrelated']:.1f} | {r['switch_q3']} | "
+                     f"{g(r['gate_image'])} | {g(r['gate_unrelated'])} | {g(r['switch_gate_q3'])} |")
+    return "\n".join(lines) + "\n"
