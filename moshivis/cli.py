@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Sequence
 
 from .models.loaders import CheckpointError
@@ -83,6 +84,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(json.dumps({"image": demo.image, "question": demo.question, **demo.result.to_json(demo.wav)}))
     else:
         print(demo.transcript())
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .inference.bundle import EMBEDDED_BUNDLE, load_bundle
+    from .inference.generator import SamplingConfig
+    from .server.app import serve
+    from .server.config import ServerConfig
+
+    bundle_dir = args.checkpoint or EMBEDDED_BUNDLE
+    if not (Path(bundle_dir) / "bundle.json").is_file():
+        print(f"error: {bundle_dir}: no bundle.json (a model bundle folder: model, tokenizer, codec)", file=sys.stderr)
+        return 2
+    token = args.token or os.environ.get("MOSHIVIS_TOKEN") or None
+    cfg = ServerConfig(host=args.host, port=args.port, token=token, max_sessions=args.max_sessions)
+    sampling = SamplingConfig(args.text_temperature, args.text_top_k, args.audio_temperature, args.audio_top_k)
+    serve(load_bundle(bundle_dir, device=args.device), cfg, sampling)
     return 0
 
 
@@ -347,6 +365,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("serve", help="WebSocket server + web page: talk about a picture in the browser")
+    p.add_argument("--checkpoint", default=None, help="model bundle folder (default: the embedded model)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback only)")
+    p.add_argument("--port", type=int, default=8998)
+    p.add_argument("--token", default=None, help="access token clients must send (or env MOSHIVIS_TOKEN)")
+    p.add_argument("--max-sessions", type=int, default=4, help="conversations at once (batched steps)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--text-temperature", type=float, default=0.0)
+    p.add_argument("--text-top-k", type=int, default=25)
+    p.add_argument("--audio-temperature", type=float, default=0.0)
+    p.add_argument("--audio-top-k", type=int, default=250)
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("tinyworld", help="the embedded model's recipe")
     tw = p.add_subparsers(dest="tinyworld_command", required=True)

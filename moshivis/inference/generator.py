@@ -57,6 +57,7 @@ class _State:
     image: ImageContext | None
     has_image: torch.Tensor  # [B] bool
     xa_start: torch.Tensor  # [B] first step at which the image is visible
+    sampling: list[SamplingConfig | None] | None = None  # per item (None: the generator's)
 
 
 class Generator:
@@ -120,6 +121,34 @@ class Generator:
         s.lm.reset(mask)
         s.has_image[mask] = False
         s.xa_start[mask] = self.xa_start
+        if s.sampling is not None:
+            for b in mask.nonzero().flatten().tolist():
+                s.sampling[b] = None
+
+    def set_sampling(self, item: int, sampling: SamplingConfig | None) -> None:
+        """Sampling settings of one conversation (None: back to the generator's own), e.g. a server
+        session's URL query. Items with equal settings are still sampled in one call."""
+        s = self.state
+        if s.sampling is None:
+            s.sampling = [None] * self.batch_size
+        s.sampling[item] = sampling
+
+    def _sample(self, logits: torch.Tensor, stream: str) -> torch.Tensor:
+        """logits [B, V] -> [B], each item with its own temperature / top-k ("text" or "audio")."""
+        def params(sp: SamplingConfig) -> tuple[float, int]:
+            return ((sp.text_temperature, sp.text_top_k) if stream == "text" else
+                    (sp.audio_temperature, sp.audio_top_k))
+        per_item = self.state.sampling
+        if per_item is None or all(x is None for x in per_item):
+            return sample_token(logits, *params(self.sampling), self.generator)
+        groups: dict[tuple[float, int], list[int]] = {}
+        for b, sp in enumerate(per_item):
+            groups.setdefault(params(sp or self.sampling), []).append(b)
+        out = torch.empty(logits.shape[0], dtype=torch.long, device=logits.device)
+        for (temp, top_k), rows in groups.items():
+            idx = torch.tensor(rows, device=logits.device)
+            out[idx] = sample_token(logits[idx], temp, top_k, self.generator)
+        return out
 
     # ------------------------------------------------------------------------------------------ image
     def set_image(self, image_embeds: torch.Tensor | None, items: torch.Tensor | None = None,
@@ -197,8 +226,7 @@ class Generator:
         image = s.image if bool(image_mask.any()) else None
         fusions = self.model.fusions(image, image_mask, trace.record)
         transformer_out, text_logits = self.lm.forward_temporal(model_input[:, :, None], s.lm, fusions)
-        sp = self.sampling
-        text_token = sample_token(text_logits[:, 0].float(), sp.text_temperature, sp.text_top_k, self.generator)
+        text_token = self._sample(text_logits[:, 0].float(), "text")
         if force_text is not None:
             force_text = force_text.to(text_token.device)
             text_token = torch.where(force_text >= -1, force_text, text_token)
@@ -208,7 +236,7 @@ class Generator:
         audio_tokens, audio_logits = [], []
         for c in range(cfg.dep_q):
             logits = self.lm.depformer_step(c, transformer_out, prev, s.depformer)
-            prev = sample_token(logits.float(), sp.audio_temperature, sp.audio_top_k, self.generator)
+            prev = self._sample(logits.float(), "audio")
             if force_audio is not None:
                 forced = force_audio[:, c].to(prev.device)
                 prev = torch.where(forced >= -1, forced, prev)

@@ -238,3 +238,22 @@ def test_bad_step_input_is_named(model):
     with gen.streaming(2):
         with pytest.raises(ValueError, match=r"user_codes must be \[2, 8, 1\]"):
             gen.step(torch.zeros(1, 8, 1, dtype=torch.long))
+
+
+def test_per_item_sampling(model):
+    """A server session's own settings: item 0 greedy while item 1 samples hot; item 0's tokens equal a
+    greedy run's, item 1's differ; a reset item goes back to the generator's settings."""
+    user = random_codes(model.cfg, 2, 14, seed=8)[:, 9:]
+    greedy, _ = run(model, user)
+    gen = Generator(model, SamplingConfig(1.5, 0, 1.5, 0), seed=0)
+    outs = []
+    with gen.streaming(2):
+        gen.set_sampling(0, GREEDY)
+        for t in range(14):
+            if (o := gen.step(user[:, :, t:t + 1])) is not None:
+                outs.append(o)
+        mixed = torch.cat(outs, -1)
+        gen.reset(torch.tensor([True, False]))
+        assert gen.state.sampling == [None, None]
+    assert torch.equal(mixed[0], greedy[0])
+    assert not torch.equal(mixed[1], greedy[1])
