@@ -4,13 +4,23 @@
 # Every pip call carries constraints.txt (torch==2.13.0) so nothing can pull another torch build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Debian TTS voices for the data pipeline (user voice pool); best effort: their tests skip without them.
-if ! command -v flite >/dev/null || ! command -v espeak-ng >/dev/null; then
+# Debian packages, best effort (their tests skip, saying why, without them): TTS voices for the data
+# pipeline's user voice pool, and headless Chromium for the web page's browser test.
+want=()
+command -v flite >/dev/null || want+=(flite)
+command -v espeak-ng >/dev/null || want+=(espeak-ng)
+if [ -z "${MOSHIVIS_NO_BROWSER:-}" ]; then
+  command -v chromium >/dev/null || want+=(chromium)
+  command -v chromedriver >/dev/null || want+=(chromium-driver)
+fi
+if [ ${#want[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    (apt-get install -y -q flite espeak-ng >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 &&
-      apt-get install -y -q flite espeak-ng >/dev/null 2>&1; }) || echo "warning: flite/espeak-ng not installed"
+    (DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${want[@]}" >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null 2>&1 &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${want[@]}" >/dev/null 2>&1; }) ||
+      echo "warning: could not install ${want[*]}"
   else
-    echo "note: install flite and espeak-ng (Debian packages) for the extra TTS voices"
+    echo "note: install ${want[*]} (Debian packages) for the extra TTS voices and the browser test"
   fi
 fi
 PYTHON=${PYTHON:-python3}
