@@ -79,7 +79,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return cmd_generate(args)
     from .inference.demo import DEFAULT_QUESTION, run_demo
 
-    demo = run_demo(bundle, image=args.image, question=args.question or DEFAULT_QUESTION, out_wav=args.out)
+    def show(piece: str, gate: float) -> None:  # the answer as it streams, each piece with its gate 0-10
+        print(f"{piece.replace(chr(9601), ' ')}[{round(10 * gate)}]", end="", flush=True)
+    if not args.json:
+        print(f"streaming Moshi's answer in real time (piece[gate 0-10]):\n  ", end="", flush=True)
+    demo = run_demo(bundle, image=args.image, question=args.question or DEFAULT_QUESTION, out_wav=args.out,
+                    realtime=not args.fast, on_piece=None if args.json else show)
+    if not args.json:
+        print()
     if args.json:
         print(json.dumps({"image": demo.image, "question": demo.question, **demo.result.to_json(demo.wav)}))
     else:
@@ -349,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--bundle", default=None, help="model bundle (default: the embedded model)")
             p.add_argument("--question", default=None, help="the spoken question (synthesised by piper)")
             p.add_argument("--out", default="demo_answer.wav", help="the spoken answer")
+            p.add_argument("--fast", action="store_true", help="do not pace the stream at real time")
             p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("ask", help="one question about one image (spoken or typed); embedded model by default")

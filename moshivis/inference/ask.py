@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -29,6 +30,8 @@ class AskConfig:
     xa_start: int = 0
     seed: int = 0
     decode_audio: bool = True  # spoken questions: decode Moshi's answer to a waveform (Griffin-Lim costs time)
+    realtime: bool = False  # pace the loop at one step per 80 ms of audio, as a live conversation runs
+    on_piece: Callable[[int, str, float], None] | None = None  # (item, answer text piece, gate) as generated
 
 
 @dataclass
@@ -102,14 +105,20 @@ def ask_batch(model: MoshiVis, tokenizer: TextTokenizer, codec, image_embeds: to
     gates: list[torch.Tensor] = []
     done = [False] * B
     steps = 0
-    t0 = time.perf_counter()
+    compute = 0.0  # seconds of model work (real-time pacing sleeps are not counted)
+    frame_s = codec.frame_size / codec.sample_rate
+    t_start = time.perf_counter()
     with gen.streaming(B):
         if image_embeds is not None:
             gen.set_image(image_embeds.to(dev))
         for t in range(length):
+            if cfg.realtime:  # the user's frame t is only "heard" at (t + 1) * 80 ms
+                time.sleep(max(0.0, t_start + (t + 1) * frame_s - time.perf_counter()))
+            t0 = time.perf_counter()
             force_text = torch.tensor([f[t] if t < len(f) else -2 for _, f, _ in plans])
             force_audio = torch.where(typed[:, None], -1, -2).expand(B, K)
             out = gen.step(user[:, :, t:t + 1].to(dev), force_text=force_text, force_audio=force_audio)
+            compute += time.perf_counter() - t0
             steps += 1
             gates.append(gen.gate_weight().cpu())
             if out is None:
@@ -121,10 +130,14 @@ def ask_batch(model: MoshiVis, tokenizer: TextTokenizer, codec, image_embeds: to
                 text_out[b].append(int(out[b, 0, 0]))
                 audio_out[b].append(out[b, 1:, 0].cpu())
                 end = plans[b][2]
+                tok = text_out[b][-1]
+                if (cfg.on_piece is not None and len(text_out[b]) > end and tok not in (TEXT_PAD, TEXT_EPAD)
+                        and (piece := tokenizer.piece(tok))):
+                    cfg.on_piece(b, piece, float(gates[len(text_out[b]) - 1][b]))
                 done[b] = len(text_out[b]) > end and _answer_done(text_out[b], end, cfg.end_pad_frames)
             if all(done):
                 break
-    ms = (time.perf_counter() - t0) * 1000 / max(1, steps)
+    ms = compute * 1000 / max(1, steps)
     results = []
     for b, q in enumerate(questions):
         end = plans[b][2]

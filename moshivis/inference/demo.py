@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 from .ask import AskConfig, AskResult, ask
@@ -37,7 +38,8 @@ class DemoResult:
 
 
 def run_demo(bundle_dir: str | os.PathLike, image: str | None = None, question: str = DEFAULT_QUESTION,
-             out_wav: str | os.PathLike | None = "demo_answer.wav") -> DemoResult:
+             out_wav: str | os.PathLike | None = "demo_answer.wav", realtime: bool = True,
+             on_piece: Callable[[str, float], None] | None = None) -> DemoResult:
     from ..audio.io import save_wav
     from ..audio.tts import make_tts
     from ..models.vision import preprocess_images
@@ -47,7 +49,8 @@ def run_demo(bundle_dir: str | os.PathLike, image: str | None = None, question: 
     model = bundle.model
     embeds = model.encode_image(preprocess_images(image, model.cfg.vision.image_size))
     audio, _ = make_tts("piper:joe").synthesize(question)
-    result = ask(model, bundle.tokenizer, bundle.codec, embeds, question_audio=audio, cfg=AskConfig())
+    cfg = AskConfig(realtime=realtime, on_piece=None if on_piece is None else lambda b, p, g: on_piece(p, g))
+    result = ask(model, bundle.tokenizer, bundle.codec, embeds, question_audio=audio, cfg=cfg)
     wav = None
     if out_wav is not None and result.audio is not None:
         wav = str(save_wav(Path(out_wav), result.audio, bundle.codec.sample_rate))

@@ -151,6 +151,7 @@ class Generator:
         return out
 
     # ------------------------------------------------------------------------------------------ image
+    @torch.no_grad()  # K/V copied into the running state: with autograd on, each copy would chain a graph
     def set_image(self, image_embeds: torch.Tensor | None, items: torch.Tensor | None = None,
                   xa_start: int | None = None) -> None:
         """Show an image (or none) to some conversations, now or mid-conversation.

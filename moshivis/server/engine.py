@@ -52,7 +52,8 @@ class Slot:
     decoder: Any = None
     steps: int = 0
     underruns: int = 0  # steps fed silence because the client had not sent its frame in time
-    active: bool = False
+    active: bool = False  # taken by a session
+    live: bool = False  # the conversation has started (handshake sent): only live slots are stepped
 
 
 class EngineBusy(Exception):
@@ -110,7 +111,7 @@ class BatchedEngine:
         """Free the slot; its generator row is reset on the model thread (never during a step)."""
         if not slot.active:
             return
-        slot.active, slot.on_output = False, None
+        slot.active, slot.live, slot.on_output = False, False, None
         slot.frames.clear()
         slot.forced_text.clear()
         slot.pending = np.zeros(0, np.float32)
@@ -125,6 +126,7 @@ class BatchedEngine:
 
     async def set_image(self, slot: Slot, pixels: torch.Tensor, xa_start: int | None = None) -> None:
         """Encode `pixels` [1, 3, H, W] and show the image to this slot (now, or again mid-conversation)."""
+        @torch.no_grad()
         def work() -> None:
             embeds = self.model.encode_image(pixels.to(self.model.lm.device))
             items = torch.zeros(len(self.slots), dtype=torch.bool)
@@ -171,7 +173,7 @@ class BatchedEngine:
         self.worker.shutdown(wait=True)
 
     def _has_input(self, slot: Slot) -> bool:
-        return slot.active and (bool(slot.frames) or bool(slot.forced_text))
+        return slot.live and (bool(slot.frames) or bool(slot.forced_text))
 
     async def run(self) -> None:
         while not self._closed:
@@ -184,11 +186,11 @@ class BatchedEngine:
             # Give the other active slots until the deadline to deliver their frame.
             deadline = time.monotonic() + self.step_wait_s
             while (time.monotonic() < deadline and not self._closed
-                   and not all(self._has_input(s) for s in self.slots if s.active)):
+                   and not all(self._has_input(s) for s in self.slots if s.live)):
                 await asyncio.sleep(0.005)
             inputs = {}
             for s in self.slots:
-                if not s.active:
+                if not s.live:
                     continue
                 frame = s.frames.popleft() if s.frames else None
                 if frame is None and not s.forced_text:
@@ -203,8 +205,11 @@ class BatchedEngine:
                            for i in inputs}
             for index, out in outputs.items():
                 slot = self.slots[index]
-                if slot.active and slot.on_output is not None:
-                    slot.on_output(out)
+                if slot.live and slot.on_output is not None:
+                    try:
+                        slot.on_output(out)
+                    except Exception:  # a session's bug must not stop the loop that serves everyone
+                        log.exception("slot %d: output handler failed", index)
             if any(self._has_input(s) for s in self.slots):
                 self.ready.set()
 

@@ -197,6 +197,7 @@ class Session:
             await self._image(first.payload)
             sender = asyncio.get_running_loop().create_task(self._sender())
             self._queue(P.handshake())
+            self.slot.live = True  # stepped from now on: nothing reaches the client before the handshake
             log.info("[%s] image ready, slot %d, conversation starts", self.sid, self.slot.index)
             while True:
                 msg = await self._receive(self.cfg.idle_timeout_s)

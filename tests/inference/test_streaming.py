@@ -257,3 +257,14 @@ def test_per_item_sampling(model):
         assert gen.state.sampling == [None, None]
     assert torch.equal(mixed[0], greedy[0])
     assert not torch.equal(mixed[1], greedy[1])
+
+
+def test_replacing_images_builds_no_autograd_graph(model):
+    """A server replaces images many times in one long-lived state: the K/V must not carry a graph (each
+    in-place copy would chain onto the last one, a memory leak that grows with every image)."""
+    gen = Generator(model, GREEDY)
+    with gen.streaming(2):
+        for k in range(3):
+            gen.set_image(model.encode_image(random_pixels(1, seed=k)), items=torch.tensor([k % 2 == 0, k % 2 == 1]))
+        for kv in gen.state.image.kvs:
+            assert kv.keys.grad_fn is None and not kv.keys.requires_grad

@@ -80,7 +80,10 @@ def test_storm_of_bad_messages(bundle):  # noqa: F811
             async def good(n: int) -> list:
                 return [await chat(url(server), png(), voice(0.8, seed=i), tail_s=1.0, realtime=True)
                         for i in range(n)]
-            await good(1)  # warm-up: first allocations, caches
+            # Warm-up: first allocations, caches, and a first storm of 200, so the baseline holds what any
+            # long-running server holds (allocator arenas, aiohttp buffers).
+            await good(1)
+            await asyncio.gather(*[abuser(server, random.Random(100 + k), [13], {}) for k in range(16)])
             gc.collect()
             before = rss_mb()
             counts: dict[str, int] = {}
@@ -105,4 +108,4 @@ def test_storm_of_bad_messages(bundle):  # noqa: F811
     for res in results:  # the well-behaved client: served correctly all along
         assert res.error is None and res.handshake_s is not None
         assert res.pieces and len(res.audio) > 0.5 * 24000
-    assert after - before < 60, f"RSS grew by {after - before:.0f} MB"
+    assert after - before < 20, f"RSS grew by {after - before:.0f} MB"

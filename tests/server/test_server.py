@@ -86,6 +86,7 @@ def test_batched_step_equals_each_session_alone(bundle):
         for w in which:
             slots[w] = await engine.acquire(lambda o, w=w: outs[w].append(o))
             await engine.set_image(slots[w], torch.zeros(1, 3, 56, 56) + 0.1 * w)
+            slots[w].live = True
         for w in which:
             engine.push_audio(slots[w], frames[w])
         n = len(frames[0]) // engine.frame
