@@ -322,7 +322,14 @@ def cmd_eval_score(args: argparse.Namespace) -> int:
     from .eval.score import score
 
     gt = load_benchmark(args.benchmark, args.data, split=args.split)
-    result = score(args.benchmark, args.predictions, gt)
+    if args.only_predicted:  # a partial run (--limit): score the questions it answered, say so in the report
+        from .eval.score import read_predictions
+
+        ids = {p.id for p in read_predictions(args.predictions)}
+        result = score(args.benchmark, args.predictions, [i for i in gt.items if i.id in ids])
+        result["only_predicted"] = True
+    else:
+        result = score(args.benchmark, args.predictions, gt)
     report = build_report([result], run={"predictions": args.predictions, "data": args.data})
     if args.out:
         write_report(report, args.out)
@@ -439,6 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", default=None, help="the benchmark's files (folder or file; not needed for easy-vqa)")
     e.add_argument("--split", default=None)
     e.add_argument("--out", default=None, help="write report.json / report.md / report.png here")
+    e.add_argument("--only-predicted", action="store_true",
+                   help="score only the questions that have predictions (partial runs); default: missing = wrong")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval_score)
 

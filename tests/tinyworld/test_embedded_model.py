@@ -1,0 +1,58 @@
+"""The shipped embedded model (tinyworld/bundle) end to end: the README's main job, `ask`, and a short
+`eval run` + `eval score` on easy-vqa test questions, text and audio prompts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from moshivis.cli import main
+from moshivis.inference.bundle import EMBEDDED_BUNDLE
+
+pytestmark = pytest.mark.skipif(not (EMBEDDED_BUNDLE / "bundle.json").is_file(),
+                                reason="the embedded model is not built (moshivis tinyworld build)")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_artefacts_fit_the_budget():
+    """Weights, tokenizer, codec and the vision tower artefacts: under 50 MB in all."""
+    total = sum(f.stat().st_size for d in ("bundle", "codec", "vision") for f in (REPO / "tinyworld" / d).rglob("*")
+                if f.is_file())
+    assert total < 50 * 2**20, f"{total / 2**20:.1f} MB"
+
+
+def test_demo_prints_the_right_answer_faster_than_real_time(capsys, tmp_path):
+    wav = tmp_path / "answer.wav"
+    assert main(["demo", "--fast", "--json", "--out", str(wav)]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "red" in out["answer"].lower(), out["answer"]  # easy-vqa test image 0: a red triangle
+    assert out["ms_per_frame"] < 80 and wav.stat().st_size > 10_000
+
+
+def test_ask_typed_question_json(capsys):
+    import easy_vqa
+
+    image = easy_vqa.get_test_image_paths()[0]
+    assert main(["ask", "--image", image, "--text", "what is the red shape?", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "triangle" in out["answer"].lower() and out["gate_mean"] > 0
+
+
+@pytest.mark.parametrize("prompts, n, floor", [("text", 32, 80.0), ("audio", 16, 70.0)])
+def test_eval_run_and_score_end_to_end(tmp_path, capsys, prompts, n, floor):
+    """`moshivis eval run` then `moshivis eval score` on the first test questions; the floors are well
+    under the results table's numbers (README), so only a real regression fails."""
+    preds = tmp_path / "preds.jsonl"
+    assert main(["eval", "run", "--benchmark", "easy-vqa", "--prompts", prompts, "--limit", str(n),
+                 "--batch-size", "16", "--out", str(preds)]) == 0
+    capsys.readouterr()
+    assert main(["eval", "score", "--benchmark", "easy-vqa", "--predictions", str(preds), "--json"]) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert full["prompts"][prompts]["coverage"] < 5  # by default every test question counts, missing = wrong
+    assert main(["eval", "score", "--benchmark", "easy-vqa", "--predictions", str(preds), "--json",
+                 "--only-predicted"]) == 0
+    block = json.loads(capsys.readouterr().out)["prompts"][prompts]
+    assert block["n_predictions"] == n and block["coverage"] == 100.0
+    assert block["text_answer"]["accuracy"] >= floor, block["text_answer"]["accuracy"]
