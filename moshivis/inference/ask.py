@@ -1,7 +1,7 @@
 """One question about one image, streamed in real time: spoken (user audio stream) or typed (text stream).
 
-Spoken: the question's codec frames play on the user's stream, then the codec's silence; Moshi answers
-on its own streams. Typed: as in speechless training samples, the question's tokens are forced on the
+Spoken: the user's track (a little silence, the question, then silence) is encoded as one stream and
+played on the user's stream; Moshi answers on its own streams. Typed: as in speechless training samples, the question's tokens are forced on the
 text stream and every audio stream is -1 (no audio); Moshi's answer is its text stream.
 The answer is Moshi's text from its first word after the question until `end_pad_frames` frames of padding.
 """
@@ -75,11 +75,15 @@ def _schedule(q: Question, tokenizer: TextTokenizer, codec, K: int, cfg: AskConf
         forced = ([TEXT_PAD] * cfg.lead_frames + tokenizer.encode(q.text) + [TEXT_PAD] * (cfg.gap_frames - 1)
                   + [TEXT_EPAD])
         return torch.full((K, len(forced) + cfg.max_answer_frames), -1, dtype=torch.long), forced, len(forced)
-    wav = torch.as_tensor(q.audio, dtype=torch.float32).view(1, 1, -1)
-    q_codes = codec.encode(wav)[0, :K]  # [K, Tq]
-    silence = codec.silence_codes(cfg.lead_frames + cfg.max_answer_frames)[:K].to(q_codes)
-    user = torch.cat([silence[:, :cfg.lead_frames], q_codes, silence[:, cfg.lead_frames:]], dim=-1)
-    return user, [], cfg.lead_frames + q_codes.shape[-1]
+    # The whole user track (silence, question, silence) goes through the codec as ONE stream, as in the
+    # training data: a streaming codec's codes just after speech carry its trailing context (the tiny
+    # codec's 2-s Whisper window), which pasted-in steady-state silence codes would not.
+    F = codec.frame_size
+    audio = np.asarray(q.audio, dtype=np.float32).reshape(-1)
+    wav = np.concatenate([np.zeros(cfg.lead_frames * F, np.float32), audio,
+                          np.zeros(cfg.max_answer_frames * F, np.float32)])
+    user = codec.encode(torch.from_numpy(wav).view(1, 1, -1))[0, :K]  # [K, T]
+    return user, [], cfg.lead_frames + -(-len(audio) // F)
 
 
 @torch.no_grad()

@@ -2,7 +2,7 @@
 model stop looking at the image when the user changes the subject?
 
 Each conversation's user track is: `lead_frames` of silence, question 1, `answer_frames` of silence,
-question 2, `answer_frames` of silence, ... . Moshi's text between the end of question i and the start of
+question 2, `answer_frames` of silence, ..., encoded by the codec as one stream. Moshi's text between the end of question i and the start of
 question i+1 (or the end) is its answer to question i; the gate is averaged over that answer's words.
 """
 
@@ -32,22 +32,28 @@ def converse_batch(model: MoshiVis, tokenizer: TextTokenizer, codec, image_embed
     image_embeds [B, N, dim] or None. Returns each conversation's answers, one per question."""
     K = model.cfg.lm.dep_q
     B = len(questions)
-    tracks: list[torch.Tensor] = []
+    F = codec.frame_size
+    waves: list[np.ndarray] = []
     spans: list[list[tuple[int, int]]] = []  # per question: (first answer frame, frame after the answer)
     for qs in questions:
-        parts = [codec.silence_codes(lead_frames)[:K]]
+        # Whole frames per question, so every question starts on a frame boundary; the track is encoded
+        # as ONE stream (as in training: codes after speech carry the codec's trailing context).
+        parts = [np.zeros(lead_frames * F, np.float32)]
         t = lead_frames
         these = []
         for q in qs:
-            codes = codec.encode(torch.as_tensor(q, dtype=torch.float32).view(1, 1, -1))[0, :K]
-            parts += [codes, codec.silence_codes(answer_frames)[:K].to(codes)]
-            t += codes.shape[-1]
+            q = np.asarray(q, np.float32).reshape(-1)
+            n = -(-len(q) // F)
+            parts += [np.pad(q, (0, n * F - len(q))), np.zeros(answer_frames * F, np.float32)]
+            t += n
             these.append((t, t + answer_frames))
             t += answer_frames
-        tracks.append(torch.cat(parts, -1))
+        waves.append(np.concatenate(parts))
         spans.append(these)
-    length = max(u.shape[-1] for u in tracks)
-    user = torch.stack([torch.cat([u, codec.silence_codes(length - u.shape[-1])[:K].to(u)], -1) for u in tracks])
+    length = max(len(w) for w in waves)
+    batch = torch.from_numpy(np.stack([np.pad(w, (0, length - len(w))) for w in waves]))[:, None]
+    user = codec.encode(batch)[:, :K]  # [B, K, T]
+    length = user.shape[-1]
     gen = Generator(model, sampling or SamplingConfig(0, 0, 0, 0), seed=seed)
     text = torch.full((B, length), TEXT_PAD, dtype=torch.long)
     gates = torch.zeros(B, length)

@@ -32,6 +32,13 @@ class SamplingConfig:
     text_top_k: int = 25
     audio_temperature: float = 0.8
     audio_top_k: int = 250
+    # Greedy text only: WHEN to start talking. Moshi marks the start of speech with end-of-padding (EPAD).
+    # Its timing is uncertain (a pause of 0.2-1 s), so the model spreads P(EPAD) over many frames and
+    # argmax (PAD every frame) never starts. With `median_start`, while argmax says PAD the generator keeps
+    # the model's survival prod(1 - P(EPAD)) since the last non-pad token and emits EPAD once it falls
+    # to 1/2: the median of the model's own start-time distribution. Confident EPADs (P > 1/2, between
+    # words) are what argmax picks anyway.
+    median_start: bool = True
 
 
 @dataclass
@@ -58,6 +65,7 @@ class _State:
     has_image: torch.Tensor  # [B] bool
     xa_start: torch.Tensor  # [B] first step at which the image is visible
     sampling: list[SamplingConfig | None] | None = None  # per item (None: the generator's)
+    survival: torch.Tensor | None = None  # [B] prod(1 - P(EPAD)) over the current run of padding
 
 
 class Generator:
@@ -121,6 +129,8 @@ class Generator:
         s.lm.reset(mask)
         s.has_image[mask] = False
         s.xa_start[mask] = self.xa_start
+        if s.survival is not None:
+            s.survival[mask] = 1.0
         if s.sampling is not None:
             for b in mask.nonzero().flatten().tolist():
                 s.sampling[b] = None
@@ -149,6 +159,24 @@ class Generator:
             idx = torch.tensor(rows, device=logits.device)
             out[idx] = sample_token(logits[idx], temp, top_k, self.generator)
         return out
+
+    def _median_start(self, logits: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
+        """`SamplingConfig.median_start` for the items decoding text greedily; token [B] -> token [B]."""
+        s = self.state
+        per_item = s.sampling or [None] * self.batch_size
+        rule = torch.tensor([(sp or self.sampling).median_start and (sp or self.sampling).text_temperature <= 0
+                             for sp in per_item], device=token.device)
+        if not bool(rule.any()):
+            return token
+        pad, epad = self.lm.cfg.text_padding_id, self.lm.cfg.end_of_text_padding_id
+        if s.survival is None:
+            s.survival = torch.ones(self.batch_size, device=token.device)
+        p_epad = logits.softmax(-1)[:, epad]
+        waiting = rule & (token == pad)
+        s.survival = torch.where(waiting, s.survival * (1 - p_epad), torch.ones_like(s.survival))
+        start = waiting & (s.survival <= 0.5)
+        s.survival[start] = 1.0
+        return torch.where(start, torch.full_like(token, epad), token)
 
     # ------------------------------------------------------------------------------------------ image
     @torch.no_grad()  # K/V copied into the running state: with autograd on, each copy would chain a graph
@@ -228,9 +256,13 @@ class Generator:
         fusions = self.model.fusions(image, image_mask, trace.record)
         transformer_out, text_logits = self.lm.forward_temporal(model_input[:, :, None], s.lm, fusions)
         text_token = self._sample(text_logits[:, 0].float(), "text")
+        text_token = self._median_start(text_logits[:, 0].float(), text_token)
         if force_text is not None:
             force_text = force_text.to(text_token.device)
-            text_token = torch.where(force_text >= -1, force_text, text_token)
+            forced = force_text >= -1
+            text_token = torch.where(forced, force_text, text_token)
+            if s.survival is not None:
+                s.survival[forced] = 1.0
 
         s.depformer.reset(torch.ones(B, dtype=torch.bool, device=s.offsets.device))
         prev = text_token

@@ -67,6 +67,30 @@ class RecipeConfig:
                                    vision_minutes=0.3, tokenizer_vocab=200)
 
 
+# What each stage's output depends on: its own recipe fields and the stages it reads. A stage is redone
+# when these change (its settings, transitively), and only then: a longer adapter run keeps the base.
+_COMMON = ("seed", "smoke", "work", "artefacts")
+DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "codec": (("codec_minutes", "reuse_shipped"), ()),
+    "vision": (("vision_minutes", "reuse_shipped"), ()),
+    "tokenizer": (("tokenizer_vocab", "base_dialogues", "image_rows"), ()),
+    "init": ((), ("codec", "vision", "tokenizer")),
+    "base_data": (("base_dialogues", "base_max_pairs"), ("codec", "tokenizer")),
+    "base": (("base_steps", "batch_size", "max_frames", "extra"), ("init", "base_data")),
+    "image_data": (("image_rows", "max_turns", "speech_fraction", "audio_only", "p_concat", "paraphrase_prob",
+                    "held_out_voices"), ("codec", "tokenizer")),
+    "adapters": (("adapter_steps", "batch_size", "max_frames", "extra"), ("base", "image_data")),
+    "bundle": ((), ("adapters",)),
+}
+
+
+def stage_settings(cfg: "RecipeConfig", name: str) -> dict[str, Any]:
+    """The recipe fields `name` depends on, with those of the stages upstream of it."""
+    fields, upstream = DEPENDS[name]
+    return {"stage": name, "fields": {f: getattr(cfg, f) for f in (*_COMMON, *fields)},
+            "upstream": {u: stage_settings(cfg, u) for u in upstream}}
+
+
 class Stage:
     """A named step with a work folder and a `done.json` marker."""
 
@@ -76,7 +100,7 @@ class Stage:
         self.marker = self.dir / "done.json"
 
     def settings(self) -> dict[str, Any]:
-        return {"stage": self.name, "recipe": dataclasses.asdict(self.cfg)}
+        return json.loads(json.dumps(stage_settings(self.cfg, self.name), default=str))
 
     def is_done(self) -> bool:
         if not self.marker.is_file():

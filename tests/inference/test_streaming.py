@@ -12,7 +12,7 @@ from moshivis.config import AdapterConfig, tiny
 from moshivis.inference.generator import Generator, SamplingConfig
 from moshivis.models.moshivis import GateTrace
 
-GREEDY = SamplingConfig(0, 0, 0, 0)
+GREEDY = SamplingConfig(0, 0, 0, 0, median_start=False)  # pure argmax, as the references decode
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -268,3 +268,28 @@ def test_replacing_images_builds_no_autograd_graph(model):
             gen.set_image(model.encode_image(random_pixels(1, seed=k)), items=torch.tensor([k % 2 == 0, k % 2 == 1]))
         for kv in gen.state.image.kvs:
             assert kv.keys.grad_fn is None and not kv.keys.requires_grad
+
+
+def test_median_start_emits_epad_where_the_survival_halves(model):
+    """Greedy text with `median_start`: while argmax says PAD with P(EPAD) = 0.1 each step, EPAD comes on
+    the 7th step (0.9^7 = 0.48 <= 1/2, 0.9^6 = 0.53 > 1/2), then the count restarts; a confident word is
+    left alone; items without the rule are pure argmax; a reset item restarts its count."""
+    cfg = model.cfg.lm
+    pad, epad, word = cfg.text_padding_id, cfg.end_of_text_padding_id, 7
+    probs = torch.full((cfg.text_card,), 0.05 / (cfg.text_card - 2))
+    probs[pad], probs[epad] = 0.85, 0.10
+    logits = probs.log()[None].repeat(2, 1)
+    gen = Generator(model, SamplingConfig(0, 0, 0, 0, median_start=True))
+    with gen.streaming(2):
+        gen.set_sampling(1, SamplingConfig(0, 0, 0, 0, median_start=False))
+        out = [gen._median_start(logits, logits.argmax(-1)).tolist() for _ in range(14)]
+        assert [o[0] for o in out] == [pad] * 6 + [epad] + [pad] * 6 + [epad]
+        assert all(o[1] == pad for o in out)
+        for _ in range(3):
+            gen._median_start(logits, logits.argmax(-1))
+        gen._median_start(logits, torch.tensor([word, word]))  # a word: the run of padding ends
+        assert [gen._median_start(logits, logits.argmax(-1))[0].item() for _ in range(7)][-1] == epad
+        for _ in range(5):
+            gen._median_start(logits, logits.argmax(-1))
+        gen.reset(torch.tensor([True, False]))
+        assert [gen._median_start(logits, logits.argmax(-1))[0].item() for _ in range(7)] == [pad] * 6 + [epad]

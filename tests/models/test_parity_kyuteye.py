@@ -41,7 +41,7 @@ def drive(model, inputs, with_image: bool) -> dict[str, torch.Tensor]:
     layer_outs: list[torch.Tensor] = []
     hooks = [layer.register_forward_hook(lambda m, a, out: layer_outs.append(out[0, 0].clone()))
              for layer in model.lm.transformer.layers]
-    gen = Generator(model, SamplingConfig(0, 0, 0, 0), xa_start=0)
+    gen = Generator(model, SamplingConfig(0, 0, 0, 0, median_start=False), xa_start=0)
     rec: dict[str, list[torch.Tensor]] = {k: [] for k in (
         "model_input_tokens", "transformer_out", "text_logits", "audio_logits", "step_text_token",
         "step_audio_tokens", "gate_values", "gate_means", "step_gate_weight", "gen_text", "gen_audio")}

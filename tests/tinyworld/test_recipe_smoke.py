@@ -97,3 +97,16 @@ def test_ablation_variants_train_from_the_base_and_are_scored(smoke):
         for k, v in base.lm.state_dict().items():
             assert torch.equal(model.lm.state_dict()[k], v), k
     assert "| no_gate |" in (Path(cfg.work) / "ablations" / "ablations.md").read_text()
+
+
+def test_stage_settings_follow_dependencies():
+    """Changing the adapter steps redoes adapters and bundle only; the base data settings redo the base."""
+    import dataclasses
+
+    from moshivis.tinyworld.recipe import stage_settings
+
+    a = RecipeConfig(work="w")
+    changed = {n for n in STAGES if stage_settings(a, n) != stage_settings(dataclasses.replace(a, adapter_steps=7), n)}
+    assert changed == {"adapters", "bundle"}
+    changed = {n for n in STAGES if stage_settings(a, n) != stage_settings(dataclasses.replace(a, base_max_pairs=1), n)}
+    assert changed == {"base_data", "base", "adapters", "bundle"}
