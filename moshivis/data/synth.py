@@ -143,6 +143,12 @@ class SynthConfig:
     gap_s: tuple[float, float] = (0.2, 1.0)  # silence between turns, uniform in this range per gap
     tail_s: float = 0.5
     max_frames: int = 3000  # 4 minutes; longer samples are rejected as "too long"
+    # Encode each turn ONCE, alone (frame-aligned, with `segment_tail_frames` of silence after it), cache it
+    # by (voice, text), and lay its codes into the tracks; TTS is cached the same way. Turns then start on
+    # frame boundaries. Equal to encoding the whole track when the same speaker was silent for the codec's
+    # context (2 s for the tiny codec) before the turn; otherwise an approximation (measured in the tests).
+    segment_codes: bool = False
+    segment_tail_frames: int = 30
     speechless_gap_frames: int = 2
     samples_per_shard: int = 256
     embed_images: bool = False
@@ -440,6 +446,8 @@ class SpokenRenderer:
                               length_scale_jitter=cfg.length_scale_jitter)
         self.tts = tts or make_tts
         self._aligner = aligner
+        self._spoken: dict[tuple[str, str], _Rendered] = {}  # segment mode: (voice, text) -> TTS + timings
+        self._segments: dict[tuple[str, str], np.ndarray] = {}  # (voice, text) -> codes [8, frames + tail]
         if abs(codec.sample_rate / codec.frame_size - FRAME_RATE) > 1e-6:
             raise ValueError(f"codec frame rate {codec.sample_rate / codec.frame_size} Hz != {FRAME_RATE} Hz")
         if codec.num_codebooks != 8:
@@ -456,6 +464,31 @@ class SpokenRenderer:
     # -- per turn
 
     def _speak(self, d: Dialogue, i: int, turn: Turn, spec: str) -> _Rendered:
+        if not self.cfg.segment_codes:
+            return self._speak_now(d, i, turn, spec)
+        key = (spec, turn.text)
+        if key not in self._spoken:
+            self._spoken[key] = self._speak_now(d, i, turn, spec)
+        cached = self._spoken[key]
+        return _Rendered(turn, cached.audio, spec, cached.words, cached.reference, cached.method)
+
+    def _segment(self, r: _Rendered) -> np.ndarray:
+        """Codes [8, n + tail] of one turn encoded alone: its audio padded to whole frames, then silence."""
+        import torch
+
+        key = (r.voice, r.turn.text)
+        if key not in self._segments:
+            F = self.codec.frame_size
+            n = -(-len(r.audio) // F)
+            wav = np.zeros((n + self.cfg.segment_tail_frames) * F, np.float32)
+            wav[:len(r.audio)] = r.audio
+            t0 = time.perf_counter()
+            codes = self.codec.encode(torch.from_numpy(wav)[None, None])[0]
+            self.report.codec.add(time.perf_counter() - t0, len(wav) / self.codec.sample_rate)
+            self._segments[key] = codes.detach().cpu().numpy().astype(np.int64)
+        return self._segments[key]
+
+    def _speak_now(self, d: Dialogue, i: int, turn: Turn, spec: str) -> _Rendered:
         from moshivis.audio.resample import resample
         from moshivis.audio.tts_base import TTSError
 
@@ -522,7 +555,10 @@ class SpokenRenderer:
         for i, r in enumerate(turns):
             if i:
                 t += rng.uniform(*cfg.gap_s)
-            starts.append(int(round(t * sr)))
+            if cfg.segment_codes:  # turns on frame boundaries: their cached codes then fit the grid
+                starts.append(int(round(t * sr / F)) * F)
+            else:
+                starts.append(int(round(t * sr)))
             t = (starts[-1] + len(r.audio)) / sr
         T = -(-int(math.ceil((t + cfg.tail_s) * sr)) // F)
         if T > cfg.max_frames:  # before the codec: no point encoding what is rejected
@@ -531,8 +567,12 @@ class SpokenRenderer:
         tracks = np.zeros((2, T * F), dtype=np.float32)  # 0: user, 1: Moshi
         for r, s0 in zip(turns, starts):
             tracks[1 if r.turn.speaker == "moshi" else 0, s0:s0 + len(r.audio)] = r.audio
+        self.last_tracks = tracks  # the waveforms of the last sample (inspection, the segment-mode tests)
 
-        user_codes, moshi_codes = self._encode(d, sid, tracks, T)
+        if cfg.segment_codes:
+            user_codes, moshi_codes = self._lay_segments(d, sid, turns, starts, T)
+        else:
+            user_codes, moshi_codes = self._encode(d, sid, tracks, T)
 
         # Moshi's words on the text stream, all turns in one call so a word never overwrites another.
         flat: list[tuple[int, WordTiming, WordTiming | None]] = []  # (turn index, absolute timing, reference)
@@ -584,6 +624,22 @@ class SpokenRenderer:
             raise StageFailure("codec", RowError(d.source, sid, CODEC_ERROR,
                                                  f"codes outside [0, {codec.cardinality})"))
         return codes[0], codes[1]
+
+    def _lay_segments(self, d: Dialogue, sid: str, turns: list[_Rendered], starts: list[int], T: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """Segment mode: (user [8, T], moshi [8, T]) from the cached per-turn codes on silence; a later turn
+        of the same speaker overwrites the earlier one's trailing frames."""
+        try:
+            silence = self.codec.silence_codes(T).detach().cpu().numpy().astype(np.int64)
+            tracks = {"user": silence.copy(), "moshi": silence.copy()}
+            for r, s0 in zip(turns, starts):
+                seg = self._segment(r)
+                f0 = s0 // self.codec.frame_size
+                end = min(T, f0 + seg.shape[1])
+                tracks[r.turn.speaker][:, f0:end] = seg[:, :end - f0]
+        except Exception as e:  # a codec is a neural network on a device: OOM, bad input, ...
+            raise StageFailure("codec", RowError(d.source, sid, CODEC_ERROR, f"{type(e).__name__}: {e}")) from None
+        return tracks["user"], tracks["moshi"]
 
     def _placement_stats(self, flat: list[tuple[int, WordTiming, WordTiming | None]], placed: list[Any]
                          ) -> dict[str, Any]:

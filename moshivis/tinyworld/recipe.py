@@ -56,6 +56,7 @@ class RecipeConfig:
     batch_size: int = 16
     max_frames: int = 160
     held_out_voices: tuple[str, ...] = ("flite:slt",)  # never used in training: the unseen-voice family
+    segment_codes: bool = False  # synth: encode each turn once and cache it (1.3x faster on 90 dialogues)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def scaled(self) -> "RecipeConfig":
@@ -75,10 +76,10 @@ DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "vision": (("vision_minutes", "reuse_shipped"), ()),
     "tokenizer": (("tokenizer_vocab", "base_dialogues", "image_rows"), ()),
     "init": ((), ("codec", "vision", "tokenizer")),
-    "base_data": (("base_dialogues", "base_max_pairs"), ("codec", "tokenizer")),
+    "base_data": (("base_dialogues", "base_max_pairs", "segment_codes"), ("codec", "tokenizer")),
     "base": (("base_steps", "batch_size", "max_frames", "extra"), ("init", "base_data")),
     "image_data": (("image_rows", "max_turns", "speech_fraction", "audio_only", "p_concat", "paraphrase_prob",
-                    "held_out_voices"), ("codec", "tokenizer")),
+                    "held_out_voices", "segment_codes"), ("codec", "tokenizer")),
     "adapters": (("adapter_steps", "batch_size", "max_frames", "extra"), ("base", "image_data")),
     "bundle": ((), ("adapters",)),
 }

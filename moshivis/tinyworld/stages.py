@@ -126,7 +126,8 @@ def _synth(stage: Stage, out: Path, **kw: Any) -> dict[str, Any]:
     dialogues = kw.pop("dialogues", DialogueConfig(question_types=["mixed"], max_turns=6))
     sc = SynthConfig(out_dir=str(out), source=source, dialogues=dialogues, seed=cfg.seed,
                      moshi_voice=MOSHI_VOICE, user_voices=user_voices(), codec=f"tiny:{codec_dir}",
-                     tokenizer=_done(stage, "tokenizer")["tokenizer"], max_frames=1000, **kw)
+                     tokenizer=_done(stage, "tokenizer")["tokenizer"], max_frames=1000,
+                     segment_codes=cfg.segment_codes, **kw)
     result = run_synth(sc, resume=out.exists(), progress=not cfg.smoke)
     return {"shards": str(out), "report": str(out / "report.json"), "samples": getattr(result, "written", None)}
 

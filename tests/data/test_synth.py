@@ -475,3 +475,47 @@ def test_cli_synth_from_yaml_config(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert {s.meta["question_type"] for s in read_all(out)} <= {"properties", "location"}
     config.write_text("unknown_key: 1\n")
     assert main(["data", "synth", "--config", str(config), "--out", str(tmp_path / "x"), "--quiet"]) == 2
+
+
+# ------------------------------------------------------------------------------------------ segment codes
+
+
+@pytest.mark.skipif(not (HERE.parents[1] / "tinyworld" / "codec" / "tiny_codec.safetensors").is_file(),
+                    reason="needs the shipped tiny codec (tinyworld/codec)")
+def test_segment_codes_match_whole_track_encoding(tmp_path: Path, quiet_piper) -> None:  # noqa: ANN001
+    """Segment mode (each turn encoded once, alone, cached): with pauses longer than the codec's 2-s
+    context the laid-out codes equal an encoding of the whole tracks exactly; with the usual short pauses
+    they agree on most frames; repeated turns hit the cache."""
+    from moshivis.audio.registry import load_codec
+    from moshivis.data.report import SynthReport
+    from moshivis.data.synth import SpokenRenderer, collect_dialogues, sample_kinds
+    from moshivis.data.tokenizer import train_tokenizer
+
+    codec = load_codec("tiny:" + str(HERE.parents[1] / "tinyworld" / "codec"))
+    agreement = {}
+    for name, gap in (("long", (2.6, 3.0)), ("short", (0.2, 1.0))):
+        cfg = easy_config(tmp_path / name, 3, speech_fraction=1.0, p_concat=0.0, segment_codes=True, gap_s=gap,
+                          lead_in_s=(2.6, 3.0) if name == "long" else (0.3, 1.0), segment_tail_frames=30)
+        report = SynthReport()
+        dialogues = collect_dialogues(cfg, report, lambda *a: None)
+        tok = train_tokenizer([t.text for d in dialogues for t in d.turns] * 3, tmp_path / f"tok_{name}", 60)
+        renderer = SpokenRenderer(cfg, codec, tok, report)
+        same = total = 0
+        for d in dialogues:
+            for kind in sample_kinds(cfg, d):
+                if kind == "speechless":
+                    continue
+                sample = renderer.render(d, kind)
+                whole = codec.encode(torch.from_numpy(renderer.last_tracks)[:, None]).numpy()
+                laid = np.stack([sample.codes[USER_AUDIO], sample.codes[MOSHI_AUDIO]])
+                if name == "long":
+                    np.testing.assert_array_equal(laid, whole)
+                same += int((laid == whole).sum())
+                total += laid.size
+        agreement[name] = same / total
+        # every turn was encoded once: a second render of the same dialogue costs no codec call
+        calls = report.codec.calls
+        renderer.render(dialogues[0], "image_speech")
+        assert report.codec.calls == calls
+    print(f"segment codes vs whole-track codes, frames equal: {agreement}")
+    assert agreement["short"] > 0.9, agreement
