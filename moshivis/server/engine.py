@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -64,7 +65,8 @@ class BatchedEngine:
     """See the module docstring. `start()` inside a running event loop, `close()` at shutdown."""
 
     def __init__(self, bundle: Bundle, max_sessions: int = 4, sampling: SamplingConfig | None = None,
-                 step_wait_s: float = 0.08, max_queued_frames: int = 250, seed: int = 0) -> None:
+                 step_wait_s: float = 0.08, max_queued_frames: int = 250, seed: int = 0,
+                 codec_threads: int = min(2, os.cpu_count() or 1)) -> None:
         if max_sessions < 1:
             raise ValueError("max_sessions must be >= 1")
         self.bundle = bundle
@@ -78,6 +80,7 @@ class BatchedEngine:
         self.step_wait_s, self.max_queued_frames = step_wait_s, max_queued_frames
         self.silence = self.codec.silence_codes(1)[: self.K, 0]  # [K]
         self.worker = ThreadPoolExecutor(1, thread_name_prefix="moshivis-model")
+        self.codec_pool = ThreadPoolExecutor(codec_threads, thread_name_prefix="moshivis-codec")
         self.ready = asyncio.Event()
         self.step_ms: collections.deque = collections.deque(maxlen=2000)
         self.started = time.monotonic()
@@ -171,6 +174,7 @@ class BatchedEngine:
         if self._task is not None:
             await self._task
         self.worker.shutdown(wait=True)
+        self.codec_pool.shutdown(wait=True)
 
     def _has_input(self, slot: Slot) -> bool:
         return slot.live and (bool(slot.frames) or bool(slot.forced_text))
@@ -221,35 +225,45 @@ class BatchedEngine:
         user = self.silence[None, :, None].repeat(B, 1, 1)  # [B, K, 1]
         force_text = torch.full((B,), -2, dtype=torch.long)
         failed: dict[int, str] = {}
-        for i, (frame, forced) in inputs.items():
-            slot = self.slots[i]
-            if frame is not None:
-                try:
-                    user[i, :, 0] = slot.encoder.step(torch.from_numpy(frame).view(1, 1, -1))[0, : self.K, 0]
-                except Exception as e:  # one session's bad audio must not stop the others
-                    failed[i] = f"audio encoder: {type(e).__name__}: {e}"
+
+        def encode(i: int) -> tuple[int, torch.Tensor | str]:
+            try:
+                frame = inputs[i][0]
+                return i, self.slots[i].encoder.step(torch.from_numpy(frame).view(1, 1, -1))[0, : self.K, 0]
+            except Exception as e:  # one session's bad audio must not stop the others
+                return i, f"audio encoder: {type(e).__name__}: {e}"
+        # Each session's codec stream is its own state: they run side by side on `codec_threads` threads
+        # (Whisper and torch release the GIL), while the model step below is one batched call.
+        for i, codes in self.codec_pool.map(encode, [i for i, (f, _) in inputs.items() if f is not None]):
+            if isinstance(codes, str):
+                failed[i] = codes
+            else:
+                user[i, :, 0] = codes
+        for i, (_, forced) in inputs.items():
             if forced is not None:
                 force_text[i] = forced
         out = self.gen.step(user, force_text=force_text)
         gate = self.gen.gate_weight()
         results: dict[int, StepOutput] = {}
-        for i in inputs:
-            slot = self.slots[i]
-            slot.steps += 1
-            if i in failed:
-                results[i] = StepOutput("", 0.0, None, failed[i])
-                continue
-            if out is None or int(out[i, 0, 0]) < 0:  # still in the initial delay
-                continue
+
+        def decode(i: int) -> tuple[int, StepOutput]:
+            assert out is not None
             tok = int(out[i, 0, 0])
             piece = self.tokenizer.piece(tok) if tok not in (TEXT_PAD, TEXT_EPAD) else ""
             codes = out[i:i + 1, 1:, :].clamp(min=0)  # [1, K, 1]
             try:
-                pcm = slot.decoder.step(codes)[0, 0].numpy().astype(np.float32)
+                pcm = self.slots[i].decoder.step(codes)[0, 0].numpy().astype(np.float32)
             except Exception as e:
-                results[i] = StepOutput("", 0.0, None, f"audio decoder: {type(e).__name__}: {e}")
-                continue
-            results[i] = StepOutput(piece, float(gate[i]), pcm)
+                return i, StepOutput("", 0.0, None, f"audio decoder: {type(e).__name__}: {e}")
+            return i, StepOutput(piece, float(gate[i]), pcm)
+        todo = []
+        for i in inputs:
+            self.slots[i].steps += 1
+            if i in failed:
+                results[i] = StepOutput("", 0.0, None, failed[i])
+            elif out is not None and int(out[i, 0, 0]) >= 0:  # else: still in the initial delay
+                todo.append(i)
+        results.update(dict(self.codec_pool.map(decode, todo)))
         self.step_ms.append((time.perf_counter() - t0) * 1000)
         self.total_steps += 1
         return results
