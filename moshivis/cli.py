@@ -82,7 +82,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     def show(piece: str, gate: float) -> None:  # the answer as it streams, each piece with its gate 0-10
         print(f"{piece.replace(chr(9601), ' ')}[{round(10 * gate)}]", end="", flush=True)
     if not args.json:
-        print(f"streaming Moshi's answer in real time (piece[gate 0-10]):\n  ", end="", flush=True)
+        print("streaming Moshi's answer in real time (piece[gate 0-10]):\n  ", end="", flush=True)
     demo = run_demo(bundle, image=args.image, question=args.question or DEFAULT_QUESTION, out_wav=args.out,
                     realtime=not args.fast, on_piece=None if args.json else show)
     if not args.json:

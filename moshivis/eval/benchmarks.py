@@ -28,7 +28,6 @@ any counted problem into an `EvalLoadError` carrying the summary.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path

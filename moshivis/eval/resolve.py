@@ -53,7 +53,7 @@ def resolve_dataset_path(
         local = snapshot_download(repo_id=s, repo_type="dataset", allow_patterns=patterns, revision=revision,
                                   local_files_only=offline)
     except Exception as e:  # hub errors are many types (offline, 404, gated, network)
-        how = (f"the hub is offline (HF_HUB_OFFLINE) and the files are not in the local cache"
+        how = ("the hub is offline (HF_HUB_OFFLINE) and the files are not in the local cache"
                if offline else f"download failed: {type(e).__name__}: {e}")
         raise FileNotFoundError(
             f"{s}: not a local path; {how}. Download it where there is a network, e.g. "

@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from ..config import LMConfig
-from ..modules.kv_cache import KVCache
 from ..modules.norms import RMSNorm
 from ..modules.transformer import Fusion, Transformer, TransformerState
 

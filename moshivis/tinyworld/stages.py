@@ -118,7 +118,7 @@ def stage_init(stage: Stage) -> dict[str, Any]:
 
 
 def _synth(stage: Stage, out: Path, **kw: Any) -> dict[str, Any]:
-    from ..data.synth import DialogueConfig, SourceConfig, SynthConfig, run_synth
+    from ..data.synth import DialogueConfig, SynthConfig, run_synth
 
     cfg = stage.cfg
     codec_dir = _done(stage, "codec")["codec"]

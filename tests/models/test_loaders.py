@@ -18,7 +18,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from moshivis.config import AdapterConfig, ModelConfig, TransformerConfig, tiny
+from moshivis.config import AdapterConfig, ModelConfig, tiny
 from moshivis.models import loaders
 from moshivis.models.loaders import (
     CheckpointError,

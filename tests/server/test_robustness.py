@@ -8,7 +8,6 @@ import gc
 import random
 
 import aiohttp
-import numpy as np
 from aiohttp.test_utils import TestServer
 
 from moshivis.server.app import ENGINE, make_app
