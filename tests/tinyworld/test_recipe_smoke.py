@@ -108,5 +108,5 @@ def test_stage_settings_follow_dependencies():
     a = RecipeConfig(work="w")
     changed = {n for n in STAGES if stage_settings(a, n) != stage_settings(dataclasses.replace(a, adapter_steps=7), n)}
     assert changed == {"adapters", "bundle"}
-    changed = {n for n in STAGES if stage_settings(a, n) != stage_settings(dataclasses.replace(a, base_max_pairs=1), n)}
+    changed = {n for n in STAGES if stage_settings(a, n) != stage_settings(dataclasses.replace(a, base_max_pairs=a.base_max_pairs + 1), n)}
     assert changed == {"base_data", "base", "adapters", "bundle"}
