@@ -68,12 +68,17 @@ class Question:
             raise ValueError("give exactly one of question_audio and question_text")
 
 
+def typed_prompt(tokenizer: TextTokenizer, text: str, lead_frames: int = 2, gap_frames: int = 2) -> list[int]:
+    """A typed question as text-stream tokens, laid out as in speechless training samples: `lead_frames`
+    of padding, the question's pieces, then `gap_frames` of padding, the last one the end-of-padding."""
+    return [TEXT_PAD] * lead_frames + tokenizer.encode(text) + [TEXT_PAD] * (gap_frames - 1) + [TEXT_EPAD]
+
+
 def _schedule(q: Question, tokenizer: TextTokenizer, codec, K: int, cfg: AskConfig
               ) -> tuple[torch.Tensor, list[int], int]:
     """User codes [K, L] for every step, forced text tokens (first len(forced) steps), question end."""
     if q.text is not None:
-        forced = ([TEXT_PAD] * cfg.lead_frames + tokenizer.encode(q.text) + [TEXT_PAD] * (cfg.gap_frames - 1)
-                  + [TEXT_EPAD])
+        forced = typed_prompt(tokenizer, q.text, cfg.lead_frames, cfg.gap_frames)
         return torch.full((K, len(forced) + cfg.max_answer_frames), -1, dtype=torch.long), forced, len(forced)
     # The whole user track (silence, question, silence) goes through the codec as ONE stream, as in the
     # training data: a streaming codec's codes just after speech carry its trailing context (the tiny

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..data.tokenizer import TEXT_EPAD, TEXT_PAD
+from ..inference.ask import typed_prompt
 from ..inference.bundle import Bundle
 from ..inference.generator import Generator, SamplingConfig
 
@@ -157,8 +158,7 @@ class BatchedEngine:
     def push_text(self, slot: Slot, text: str) -> None:
         """A typed question: its tokens are forced on this slot's text stream, one per step, as in
         speechless training samples (padding before and after)."""
-        tokens = [TEXT_PAD] * 2 + self.tokenizer.encode(text) + [TEXT_PAD, TEXT_EPAD]
-        slot.forced_text.extend(tokens)
+        slot.forced_text.extend(typed_prompt(self.tokenizer, text))
         self.ready.set()
 
     # ----------------------------------------------------------------------------------- stepping
