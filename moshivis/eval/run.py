@@ -37,17 +37,22 @@ class RunConfig:
     asr: bool = False  # transcribe each spoken answer with Whisper tiny.en -> the row's "asr"
 
 
-def done_ids(path: str | os.PathLike, prompt: str) -> set[str]:
+def read_rows(path: str | os.PathLike, prompt: str) -> dict[str, dict]:
+    """The prediction rows of one prompt kind in a JSONL file, by id ({} when the file does not exist)."""
     p = Path(path)
     if not p.is_file():
-        return set()
-    out = set()
+        return {}
+    out: dict[str, dict] = {}
     for line in p.read_text().splitlines():
         if line.strip():
             row = json.loads(line)
             if row.get("prompt") == prompt:
-                out.add(str(row["id"]))
+                out[str(row["id"])] = row
     return out
+
+
+def done_ids(path: str | os.PathLike, prompt: str) -> set[str]:
+    return set(read_rows(path, prompt))
 
 
 def _batches(items: Iterable[EvalItem], size: int) -> Iterator[list[EvalItem]]:

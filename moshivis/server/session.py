@@ -9,6 +9,7 @@ data closes THIS session with a 0x05 error message and a WebSocket close reason;
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -61,12 +62,7 @@ def parse_query(query: Mapping[str, str], default: SamplingConfig) -> SessionOpt
             raise SessionError(f"query xa_start={query['xa_start']!r} is not an integer") from None
         if not 0 <= xa <= 100_000:
             raise SessionError(f"query xa_start={xa} is out of range")
-    sampling = None
-    if values:
-        base = default.__dict__.copy()
-        base.update(values)
-        sampling = SamplingConfig(**base)
-    return SessionOptions(sampling, xa)
+    return SessionOptions(dataclasses.replace(default, **values) if values else None, xa)
 
 
 class Session:

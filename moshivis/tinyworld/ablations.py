@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .recipe import stage_result
+from .stages import adapter_overrides, run_overrides
+
 VARIANTS: dict[str, list[str]] = {
     "reference": ["data.p_audio=0.5"],
     "no_gate": ["data.p_audio=0.5", "model.adapters.gate=none"],
@@ -48,17 +51,8 @@ class AblationConfig:
     progress: bool = True
 
 
-def _done(work: Path, stage: str) -> dict[str, Any]:
-    marker = work / stage / "done.json"
-    if not marker.is_file():
-        raise FileNotFoundError(f"{marker}: the recipe's {stage!r} stage is not done; run "
-                                f"`moshivis tinyworld build --work {work}` first")
-    return json.loads(marker.read_text())["result"]
-
-
 def train_variant(cfg: AblationConfig, name: str) -> Path:
     """Adapters of one variant, trained from the recipe's base; returns the bundle folder (resumable)."""
-    from ..data.shards import read_manifest
     from ..inference.bundle import write_bundle_file
     from ..models.loaders import load_adapters, load_model, save_checkpoint
     from ..train.config import load_config
@@ -67,19 +61,16 @@ def train_variant(cfg: AblationConfig, name: str) -> Path:
     if name not in VARIANTS:
         raise ValueError(f"unknown ablation {name!r}; known: {', '.join(VARIANTS)}")
     work = Path(cfg.work)
-    base, shards = _done(work, "base")["checkpoint"], _done(work, "image_data")["shards"]
-    tokenizer, codec = _done(work, "tokenizer")["tokenizer"], _done(work, "codec")["codec"]
+    base, shards = stage_result(work, "base")["checkpoint"], stage_result(work, "image_data")["shards"]
+    tokenizer, codec = stage_result(work, "tokenizer")["tokenizer"], stage_result(work, "codec")["codec"]
     out = work / "ablations" / name
     bundle = out / "bundle"
     if (bundle / "bundle.json").is_file():
         return bundle
-    audio_only = 0.1 if "audio_only" in read_manifest(shards).get("kinds", {}) else 0.0
-    tc = load_config(None, [f"out_dir={out / 'run'}", "model.preset=tinyworld", f"seed={cfg.seed}",
-                            f"batch_size={cfg.batch_size}", f"data.max_frames={cfg.max_frames}", "data.crop=random",
-                            f"save_every={cfg.steps}", "tensorboard=false", "mode=adapters",
-                            f"model.checkpoint={base}", "model.fresh_adapters=true", f"data.shards=[{shards}]",
-                            f"data.audio_only={audio_only}", f"steps={cfg.steps}", "optim.lr=2e-3",
-                            "optim.warmup_steps=50", *VARIANTS[name], *cfg.extra])
+    # The recipe's adapter run, with fresh adapters of the variant's kind; the variant's overrides come last.
+    tc = load_config(None, [*run_overrides(out / "run", cfg.seed, cfg.batch_size, cfg.max_frames, cfg.steps),
+                            *adapter_overrides(base, shards, cfg.steps, 50), "model.fresh_adapters=true",
+                            *VARIANTS[name], *cfg.extra])
     Trainer(tc).run(resume=True, show_progress=cfg.progress)
     last = sorted((out / "run" / "checkpoints").iterdir())[-1] / "model.safetensors"
     from ..train.setup import model_config

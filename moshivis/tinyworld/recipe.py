@@ -92,6 +92,15 @@ def stage_settings(cfg: "RecipeConfig", name: str) -> dict[str, Any]:
             "upstream": {u: stage_settings(cfg, u) for u in upstream}}
 
 
+def stage_result(work: str | Path, name: str) -> dict[str, Any]:
+    """What stage `name` of the build in `work` recorded when it finished (FileNotFoundError if it has not)."""
+    marker = Path(work) / name / "done.json"
+    if not marker.is_file():
+        raise FileNotFoundError(f"{marker}: the recipe's {name!r} stage is not done; run "
+                                f"`moshivis tinyworld build --work {work}` first")
+    return json.loads(marker.read_text())["result"]
+
+
 class Stage:
     """A named step with a work folder and a `done.json` marker."""
 

@@ -35,7 +35,7 @@ import torch
 
 from ..eval.easy_vqa_metric import easy_vqa_scores, extract_answer
 from ..eval.items import EvalItem
-from ..eval.run import RunConfig, run_benchmark
+from ..eval.run import RunConfig, read_rows, run_benchmark
 from ..eval.unrelated import key_answer, unrelated_items, unrelated_scores
 from ..inference.bundle import EMBEDDED_BUNDLE, Bundle, load_bundle
 
@@ -87,17 +87,6 @@ def majority_answers() -> dict[str, str]:
     return {k: c.most_common(1)[0][0] for k, c in counts.items()}
 
 
-def _read(path: Path, prompt: str) -> dict[str, dict[str, Any]]:
-    rows: dict[str, dict[str, Any]] = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                if r.get("prompt") == prompt:
-                    rows[str(r["id"])] = r
-    return rows
-
-
 def _accuracy_split(rows: dict[str, dict[str, Any]], items: Sequence[EvalItem]) -> dict[str, Any]:
     preds = {k: r["answer"] for k, r in rows.items()}
     out: dict[str, Any] = {}
@@ -125,7 +114,7 @@ def _run(bundle: Bundle, items: Sequence[EvalItem], path: Path, cfg: ResultsConf
     rc = RunConfig(prompt=prompt, batch_size=cfg.batch_size, voices=tuple(voices), use_image=use_image, asr=asr,
                    ask=AskConfig(max_answer_frames=cfg.max_answer_frames))
     run_benchmark(bundle, items, path, rc, correct=_correct, progress=cfg.progress)
-    return _read(path, prompt)
+    return read_rows(path, prompt)
 
 
 def _switching(bundle: Bundle, cfg: ResultsConfig, train_voices: Sequence[str], out: Path) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from .recipe import Stage
+from .recipe import Stage, stage_result
 
 MOSHI_VOICE = "piper:joe"
 
@@ -21,9 +21,7 @@ def _artefact(stage: Stage, name: str) -> Path:
 
 def _done(stage: Stage, name: str) -> dict[str, Any]:
     """The recorded result of an earlier stage."""
-    import json
-
-    return json.loads((Path(stage.cfg.work) / name / "done.json").read_text())["result"]
+    return stage_result(stage.cfg.work, name)
 
 
 def user_voices() -> list[str]:
@@ -141,16 +139,29 @@ def stage_base_data(stage: Stage) -> dict[str, Any]:
                   p_concat=0.0)
 
 
+def run_overrides(run: Path, seed: int, batch_size: int, max_frames: int, save_every: int) -> list[str]:
+    """Training settings every tinyworld run shares (base, adapters, ablations), as `key=value` overrides."""
+    return [f"out_dir={run}", "model.preset=tinyworld", f"seed={seed}", f"batch_size={batch_size}",
+            f"data.max_frames={max_frames}", f"save_every={save_every}", "tensorboard=false", "data.crop=random"]
+
+
+def adapter_overrides(base: str, shards: str, steps: int, warmup_steps: int) -> list[str]:
+    """The adapter stage's recipe on the image data (the ablations start from it and change one thing)."""
+    from ..data.shards import read_manifest
+
+    audio_only = 0.1 if "audio_only" in read_manifest(shards).get("kinds", {}) else 0.0
+    return ["mode=adapters", f"model.checkpoint={base}", f"data.shards=[{shards}]", "data.p_audio=0.5",
+            f"data.audio_only={audio_only}", f"steps={steps}", "optim.lr=2e-3", f"optim.warmup_steps={warmup_steps}"]
+
+
 def _train(stage: Stage, overrides: list[str]) -> dict[str, Any]:
     from ..train.config import load_config
     from ..train.trainer import Trainer
 
     cfg = stage.cfg
     run = stage.dir / "run"
-    tc = load_config(None, [f"out_dir={run}", "model.preset=tinyworld", f"seed={cfg.seed}",
-                            f"batch_size={cfg.batch_size}", f"data.max_frames={cfg.max_frames}",
-                            f"save_every={max(1, 500 if not cfg.smoke else 1)}", "tensorboard=false",
-                            "data.crop=random", *overrides])
+    tc = load_config(None, [*run_overrides(run, cfg.seed, cfg.batch_size, cfg.max_frames, 1 if cfg.smoke else 500),
+                            *overrides])
     history = Trainer(tc).run(resume=True, show_progress=not cfg.smoke)
     last = sorted((run / "checkpoints").iterdir())[-1] / "model.safetensors"
     return {"checkpoint": str(last), "final_loss": history[-1].loss if history else None, "run": str(run)}
@@ -175,15 +186,8 @@ def stage_image_data(stage: Stage) -> dict[str, Any]:
 
 
 def stage_adapters(stage: Stage) -> dict[str, Any]:
-    from ..data.shards import read_manifest
-
-    cfg = stage.cfg
-    shards = _done(stage, "image_data")["shards"]
-    kinds = read_manifest(shards).get("kinds", {})
-    audio_only = 0.1 if "audio_only" in kinds else 0.0
-    return _train(stage, ["mode=adapters", f"model.checkpoint={_done(stage, 'base')['checkpoint']}",
-                          f"data.shards=[{shards}]", "data.p_audio=0.5", f"data.audio_only={audio_only}",
-                          f"steps={cfg.adapter_steps}", "optim.lr=2e-3", "optim.warmup_steps=100"])
+    return _train(stage, adapter_overrides(_done(stage, "base")["checkpoint"], _done(stage, "image_data")["shards"],
+                                           stage.cfg.adapter_steps, 100))
 
 
 def stage_bundle(stage: Stage) -> dict[str, Any]:
