@@ -292,6 +292,20 @@ def cmd_tinyworld_ablations(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_probe(args: argparse.Namespace) -> int:
+    import itertools
+
+    from .data.shards import ShardReader
+    from .eval.turn_probe import probe
+    from .models.loaders import load_model
+
+    model = load_model(args.checkpoint).eval()
+    samples = (s.codes for s in ShardReader(args.shards, load_images=False))
+    result = probe(model.lm, itertools.islice(samples, args.limit), hide_user_acoustic=args.hide_user_acoustic)
+    print(json.dumps({"checkpoint": args.checkpoint, **result.to_dict()}))
+    return 0
+
+
 def cmd_eval_run(args: argparse.Namespace) -> int:
     from .eval.benchmarks import load_benchmark
     from .eval.run import RunConfig, run_benchmark
@@ -450,6 +464,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score only the questions that have predictions (partial runs); default: missing = wrong")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval_score)
+
+    e = ev.add_parser("probe", help="teacher-forced first-word-of-turn accuracy on stored dialogues (does a "
+                                    "speech model generalise or memorise?)")
+    e.add_argument("--checkpoint", required=True, help="model checkpoint (any layout load_model reads)")
+    e.add_argument("--shards", required=True, nargs="+", help="shard folder(s) of dialogues")
+    e.add_argument("--limit", type=int, default=None, help="first N samples")
+    e.add_argument("--hide-user-acoustic", action="store_true", help="the user's codebooks 1..7 set to -1")
+    e.set_defaults(func=cmd_eval_probe)
 
     p = sub.add_parser("train", help="train adapters (or a whole model) from a YAML config")
     p.add_argument("config", nargs="?", default=None, help="YAML config (defaults for every key otherwise)")

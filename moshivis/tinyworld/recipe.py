@@ -56,6 +56,7 @@ class RecipeConfig:
     batch_size: int = 16
     max_frames: int = 160
     held_out_voices: tuple[str, ...] = ("flite:slt",)  # never used in training: the unseen-voice family
+    user_input_codebooks: int | None = 1  # the model hears the user's semantic codebook only (LMConfig)
     segment_codes: bool = True  # synth: encode each turn once and cache it (1.3x faster on 90 dialogues)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -75,7 +76,7 @@ DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "codec": (("codec_minutes", "reuse_shipped"), ()),
     "vision": (("vision_minutes", "reuse_shipped"), ()),
     "tokenizer": (("tokenizer_vocab", "base_dialogues", "image_rows"), ()),
-    "init": ((), ("codec", "vision", "tokenizer")),
+    "init": (("user_input_codebooks",), ("codec", "vision", "tokenizer")),
     "base_data": (("base_dialogues", "base_max_pairs", "segment_codes"), ("codec", "tokenizer")),
     "base": (("base_steps", "batch_size", "max_frames", "extra"), ("init", "base_data")),
     "image_data": (("image_rows", "max_turns", "speech_fraction", "audio_only", "p_concat", "paraphrase_prob",

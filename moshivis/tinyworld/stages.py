@@ -107,6 +107,7 @@ def stage_init(stage: Stage) -> dict[str, Any]:
     # The vocabularies follow what the earlier stages made: the codec's codebook size, the tokenizer's.
     mc.lm.audio_card = load_codec(f"tiny:{_done(stage, 'codec')['codec']}").cardinality
     mc.lm.text_card = max(mc.lm.text_card, _done(stage, "tokenizer")["vocab_size"])
+    mc.lm.user_input_codebooks = stage.cfg.user_input_codebooks
     model = build_model(mc)
     vision = Path(_done(stage, "vision")["vision"])
     model.vision.tower.load_state_dict(load_file(str(vision / "tower.safetensors")), strict=True)
