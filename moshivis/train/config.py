@@ -34,6 +34,9 @@ class DataSection:
     audio_only: float = 0.0  # weight of audio-only (no image) dialogues
     max_frames: int = 375  # 30 s at 12.5 Hz
     crop: Literal["start", "random"] = "start"  # longer samples: their first max_frames, or a seeded window
+    # False: a batch is as long as its longest sample (CPU: tinyworld's base dialogues are 55-107 frames,
+    # so padding them to 160 wasted over half the compute); True keeps shapes static (GPU, memory plans).
+    pad_to_max: bool = True
     image_root: str | None = None  # where relative image paths of the shards are found
     image_cache: str | None = None  # folder caching frozen image-encoder outputs per image
     num_workers: int = 0

@@ -94,7 +94,7 @@ class Trainer:
                                       drop_last=True, infinite=True, load_images=False)
         self.loader = MixtureLoader(self.dataset, cfg.per_rank_micro_batch(self.info.world_size),
                                     cfg.data.max_frames, num_workers=cfg.data.num_workers, crop=cfg.data.crop,
-                                    crop_seed=cfg.seed)
+                                    crop_seed=cfg.seed, pad_to_max=cfg.data.pad_to_max)
         self.images = (ImageFeatureStore(self.model, cfg.data.image_root, cfg.data.image_cache)
                        if self.model.vision is not None else None)
         self.step = 0

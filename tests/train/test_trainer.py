@@ -147,3 +147,13 @@ def test_lora_mode_trains_low_rank_updates_only(tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("lora."))
     saved = read_safetensors(tmp_path / "run" / "checkpoints" / "step_000003" / "model.safetensors")[0]
     assert any(k.startswith("lora.") for k in saved) and not any(k.startswith("lm.") for k in saved)
+
+
+@pytest.mark.parametrize("pad", [True, False])
+def test_pad_to_max_off_trims_batches_to_the_longest_sample(tmp_path, pad):
+    shards = make_colour_shards(tmp_path, n=8)
+    trainer = Trainer(config(tmp_path, shards, **{"data.max_frames": 40, "data.pad_to_max": pad}), SINGLE)
+    batch = next(iter(trainer.loader))
+    longest = int(batch["lengths"].max())
+    assert longest < 40
+    assert batch["codes"].shape[-1] == (40 if pad else longest)
