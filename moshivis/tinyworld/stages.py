@@ -123,7 +123,8 @@ def _synth(stage: Stage, out: Path, **kw: Any) -> dict[str, Any]:
     codec_dir = _done(stage, "codec")["codec"]
     source = kw.pop("source")
     dialogues = kw.pop("dialogues", DialogueConfig(question_types=["mixed"], max_turns=6))
-    sc = SynthConfig(out_dir=str(out), source=source, dialogues=dialogues, seed=cfg.seed,
+    seed = kw.pop("seed", cfg.seed)
+    sc = SynthConfig(out_dir=str(out), source=source, dialogues=dialogues, seed=seed,
                      moshi_voice=MOSHI_VOICE, user_voices=user_voices(), codec=f"tiny:{codec_dir}",
                      tokenizer=_done(stage, "tokenizer")["tokenizer"], max_frames=1000,
                      segment_codes=cfg.segment_codes, **kw)
@@ -131,13 +132,39 @@ def _synth(stage: Stage, out: Path, **kw: Any) -> dict[str, Any]:
     return {"shards": str(out), "report": str(out / "report.json"), "samples": getattr(result, "written", None)}
 
 
-def stage_base_data(stage: Stage) -> dict[str, Any]:
+def _base_dialogues(stage: Stage, out: Path, n: int, seed: int) -> dict[str, Any]:
     from ..data.synth import SourceConfig
 
-    cfg = stage.cfg
-    return _synth(stage, stage.dir / "shards", source=SourceConfig(kind="easy-vqa", split="train", limit=0),
-                  audio_only=cfg.base_dialogues, audio_only_max_pairs=cfg.base_max_pairs, speech_fraction=0.0,
-                  p_concat=0.0)
+    return _synth(stage, out, source=SourceConfig(kind="easy-vqa", split="train", limit=0), audio_only=n,
+                  audio_only_max_pairs=stage.cfg.base_max_pairs, speech_fraction=0.0, p_concat=0.0, seed=seed)
+
+
+def stage_base_data(stage: Stage) -> dict[str, Any]:
+    return _base_dialogues(stage, stage.dir / "shards", stage.cfg.base_dialogues, stage.cfg.seed)
+
+
+PROBE_DIALOGUES = 60  # per side (training / held-out) of the base's probe
+PROBE_SEED_OFFSET = 777  # held-out dialogues: the same generator and voices, another seed
+
+
+def base_probe(stage: Stage, checkpoint: str) -> dict[str, Any]:
+    """Teacher-forced first-word-of-turn accuracy (`eval.turn_probe`) of the base on its first training
+    dialogues and on as many new ones from the same generator (another seed): memorising vs generalising."""
+    import itertools
+
+    from ..data.shards import ShardReader
+    from ..eval.turn_probe import probe
+    from ..models.loaders import load_model
+
+    n = 2 if stage.cfg.smoke else PROBE_DIALOGUES
+    heldout = stage.dir / "heldout"
+    _base_dialogues(stage, heldout, n, stage.cfg.seed + PROBE_SEED_OFFSET)
+    lm = load_model(checkpoint).eval().lm
+    out: dict[str, Any] = {}
+    for name, src in (("train", _done(stage, "base_data")["shards"]), ("heldout", str(heldout))):
+        samples = (s.codes for s in ShardReader(src, load_images=False))
+        out[name] = probe(lm, itertools.islice(samples, n)).to_dict()
+    return out
 
 
 def run_overrides(run: Path, seed: int, batch_size: int, max_frames: int, save_every: int) -> list[str]:
@@ -171,9 +198,11 @@ def _train(stage: Stage, overrides: list[str]) -> dict[str, Any]:
 
 def stage_base(stage: Stage) -> dict[str, Any]:
     cfg = stage.cfg
-    return _train(stage, ["mode=full", f"model.checkpoint={_done(stage, 'init')['checkpoint']}",
-                          f"data.shards=[{_done(stage, 'base_data')['shards']}]", "data.image_samples=0",
-                          "data.audio_only=1", f"steps={cfg.base_steps}", "optim.lr=1e-3", "optim.warmup_steps=100"])
+    result = _train(stage, ["mode=full", f"model.checkpoint={_done(stage, 'init')['checkpoint']}",
+                            f"data.shards=[{_done(stage, 'base_data')['shards']}]", "data.image_samples=0",
+                            "data.audio_only=1", f"steps={cfg.base_steps}", "optim.lr=1e-3",
+                            "optim.warmup_steps=100"])
+    return {**result, "probe": base_probe(stage, result["checkpoint"])}
 
 
 def stage_image_data(stage: Stage) -> dict[str, Any]:

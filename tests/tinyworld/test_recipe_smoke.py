@@ -42,6 +42,9 @@ def test_smoke_build_end_to_end(tmp_path, smoke):
     out = ask(bundle.model, bundle.tokenizer, bundle.codec, embeds, question_text="what shape is in the image",
               cfg=AskConfig(max_answer_frames=10))
     assert out.frames > 0 and isinstance(out.answer, str)
+    # The base's probe ran on its training dialogues and on new ones (another seed).
+    probe = result["base"]["result"]["probe"]
+    assert set(probe) == {"train", "heldout"} and all(p["samples"] == 2 and p["word_starts"] > 0 for p in probe.values())
     # `moshivis demo` on that bundle: a spoken question by piper, an answer streamed and written to WAV.
     from moshivis.cli import main
 
