@@ -57,10 +57,13 @@ class LMConfig:
     delays: tuple[int, ...] = (0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1)
     text_padding_id: int = 3
     end_of_text_padding_id: int = 0
-    # How many of the user's codebooks are inputs (None: all n_q - dep_q). 1 keeps only the semantic
-    # codebook: a small model trained on few voices otherwise keys on speaker-specific acoustic codes
-    # (stop 9: 0.90 first-word accuracy on its training dialogues, 0.48 on new ones from the same voices).
+    # How many of the user's / the model's own codebooks are inputs of the temporal transformer (None: all).
+    # 1 keeps only the semantic codebook. The tinyworld base showed why (stop 10): with few voices and one
+    # TTS rendering per sentence, it read its later words off the acoustic fingerprint of its own first word
+    # (word accuracy 0.74 with the user hidden) and keyed on speaker-specific user codes, instead of
+    # learning what was asked. The model still PREDICTS all its codebooks (depformer); they are only not fed back.
     user_input_codebooks: int | None = None
+    model_input_codebooks: int | None = None
 
     @property
     def num_streams(self) -> int:
@@ -79,14 +82,16 @@ class LMConfig:
         return max(self.delays)
 
     @property
-    def num_audio_inputs(self) -> int:
-        """Audio streams that reach the embedding sum: the model's dep_q, then the user's first ones."""
+    def audio_inputs(self) -> tuple[int, ...]:
+        """Audio streams (0..n_q-1: the model's dep_q, then the user's) that reach the embedding sum."""
         user = self.n_q - self.dep_q
-        if self.user_input_codebooks is None:
-            return self.n_q
-        if not 0 <= self.user_input_codebooks <= user:
-            raise ValueError(f"lm.user_input_codebooks={self.user_input_codebooks} must be in 0..{user}")
-        return self.dep_q + self.user_input_codebooks
+        for name, value, top in (("user_input_codebooks", self.user_input_codebooks, user),
+                                 ("model_input_codebooks", self.model_input_codebooks, self.dep_q)):
+            if value is not None and not 0 <= value <= top:
+                raise ValueError(f"lm.{name}={value} must be in 0..{top}")
+        mine = self.dep_q if self.model_input_codebooks is None else self.model_input_codebooks
+        theirs = user if self.user_input_codebooks is None else self.user_input_codebooks
+        return tuple(range(mine)) + tuple(range(self.dep_q, self.dep_q + theirs))
 
 
 @dataclass
@@ -243,7 +248,8 @@ def tinyworld() -> ModelConfig:
         vision=VisionConfig(hidden_size=128, intermediate_size=512, num_layers=4, num_heads=4, patch_size=8,
                             image_size=64),
     )
-    mc.lm.user_input_codebooks = 1  # the user's semantic codebook only (see LMConfig)
+    mc.lm.user_input_codebooks = 1  # semantic codebooks only, both sides (see LMConfig)
+    mc.lm.model_input_codebooks = 1
     return mc
 
 

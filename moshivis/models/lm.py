@@ -2,7 +2,7 @@
 
 Streams of one 80 ms frame, laid out [B, 17, T]: 0 = text (inner monologue), 1..8 = the model's audio
 codebooks, 9..16 = the user's. The input of a step is the SUM of the 17 embeddings (id -1 embeds to zero;
-`LMConfig.user_input_codebooks` can leave the user's acoustic codebooks out).
+`LMConfig.user_input_codebooks` / `model_input_codebooks` can leave acoustic codebooks out).
 The temporal transformer maps it to `transformer_out`, which gives the text logits and, through the
 depformer (one position per codebook, separate weights per position), the model's 8 audio codebooks.
 """
@@ -52,7 +52,7 @@ class MoshiLM(nn.Module):
         t, d = cfg.temporal, cfg.depformer
         if len(cfg.delays) != cfg.num_streams:
             raise ValueError(f"lm.delays has {len(cfg.delays)} entries, expected {cfg.num_streams}")
-        cfg.num_audio_inputs  # validates user_input_codebooks here rather than at the first forward
+        self._audio_inputs = cfg.audio_inputs  # validated here rather than at the first forward
         self.text_emb = TokenEmbedding(cfg.text_card + 1, t.dim)
         self.audio_emb = nn.ModuleList(TokenEmbedding(cfg.audio_card + 1, t.dim) for _ in range(cfg.n_q))
         self.transformer = Transformer(t)
@@ -84,11 +84,13 @@ class MoshiLM(nn.Module):
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens: [B, 17, T] -> summed embedding [B, T, dim]."""
         # The moshi package sums audio 0..15 then text; the same order keeps float32 sums bit-identical.
-        # Streams past `num_audio_inputs` (user codebooks the config leaves out) are not embedded at all.
-        x = self.audio_emb[0](tokens[:, 1])
-        for k in range(1, self.cfg.num_audio_inputs):
-            x = x + self.audio_emb[k](tokens[:, 1 + k])
-        return x + self.text_emb(tokens[:, 0])
+        # Streams the config leaves out (`LMConfig.audio_inputs`) are not embedded at all.
+        x: torch.Tensor | None = None
+        for k in self._audio_inputs:
+            e = self.audio_emb[k](tokens[:, 1 + k])
+            x = e if x is None else x + e
+        text = self.text_emb(tokens[:, 0])
+        return text if x is None else x + text
 
     # ------------------------------------------------------------------------------------------ temporal
     def new_state(self, batch_size: int, dtype: torch.dtype | None = None) -> TransformerState:

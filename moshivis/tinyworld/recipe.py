@@ -45,7 +45,7 @@ class RecipeConfig:
     tokenizer_vocab: int = 1000
     base_dialogues: int = 6000  # single exchanges: stop 9's 800 dialogues were memorised, not generalised
     base_max_pairs: int = 1
-    base_steps: int = 3000
+    base_steps: int = 2400
     image_rows: int | None = None  # easy-vqa train images, one dialogue each (None: all 4,000)
     max_turns: int = 4
     speech_fraction: float = 0.5
@@ -56,7 +56,9 @@ class RecipeConfig:
     batch_size: int = 16
     max_frames: int = 160
     held_out_voices: tuple[str, ...] = ("flite:slt",)  # never used in training: the unseen-voice family
-    user_input_codebooks: int | None = 1  # the model hears the user's semantic codebook only (LMConfig)
+    # The model's inputs: the semantic codebook of each side only (LMConfig.user/model_input_codebooks).
+    user_input_codebooks: int | None = 1
+    model_input_codebooks: int | None = 1
     segment_codes: bool = True  # synth: encode each turn once and cache it (1.3x faster on 90 dialogues)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -76,7 +78,7 @@ DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "codec": (("codec_minutes", "reuse_shipped"), ()),
     "vision": (("vision_minutes", "reuse_shipped"), ()),
     "tokenizer": (("tokenizer_vocab", "base_dialogues", "image_rows"), ()),
-    "init": (("user_input_codebooks",), ("codec", "vision", "tokenizer")),
+    "init": (("user_input_codebooks", "model_input_codebooks"), ("codec", "vision", "tokenizer")),
     "base_data": (("base_dialogues", "base_max_pairs", "segment_codes"), ("codec", "tokenizer")),
     "base": (("base_steps", "batch_size", "max_frames", "extra"), ("init", "base_data")),
     "image_data": (("image_rows", "max_turns", "speech_fraction", "audio_only", "p_concat", "paraphrase_prob",
@@ -109,6 +111,7 @@ class Stage:
         self.cfg, self.name = cfg, name
         self.dir = Path(cfg.work) / name
         self.marker = self.dir / "done.json"
+        self.started = self.dir / "started.json"  # the settings an unfinished stage is being built with
 
     def settings(self) -> dict[str, Any]:
         return json.loads(json.dumps(stage_settings(self.cfg, self.name), default=str))
@@ -154,14 +157,18 @@ def run_stage(cfg: RecipeConfig, name: str, fn: Callable[[Stage], dict[str, Any]
     if stage.is_done() and not force:
         log(f"[tinyworld] {name}: done before, skipped")
         return json.loads(stage.marker.read_text())
-    if stage.marker.is_file() or force:
-        # Done before with other settings (or forced): its outputs are stale, start the stage afresh. An
-        # interrupted stage has no marker and resumes from what it wrote.
-        log(f"[tinyworld] {name}: settings changed since it was built, rebuilding" if not force else
-            f"[tinyworld] {name}: forced, rebuilding")
+    current = json.loads(json.dumps(stage.settings()))
+    interrupted_other = (stage.started.is_file() and not stage.marker.is_file()
+                         and json.loads(stage.started.read_text()) != current)
+    if stage.marker.is_file() or force or interrupted_other:
+        # Done (or begun) with other settings, or forced: its outputs are stale, start the stage afresh. A
+        # stage interrupted with the same settings resumes from what it wrote.
+        log(f"[tinyworld] {name}: forced, rebuilding" if force else
+            f"[tinyworld] {name}: settings changed since it was built, rebuilding")
         shutil.rmtree(stage.dir, ignore_errors=True)
     log(f"[tinyworld] {name} ...")
     stage.dir.mkdir(parents=True, exist_ok=True)
+    stage.started.write_text(json.dumps(current))
     t0 = time.monotonic()
     result = fn(stage)
     stage.finish(time.monotonic() - t0, result)

@@ -108,6 +108,7 @@ def stage_init(stage: Stage) -> dict[str, Any]:
     mc.lm.audio_card = load_codec(f"tiny:{_done(stage, 'codec')['codec']}").cardinality
     mc.lm.text_card = max(mc.lm.text_card, _done(stage, "tokenizer")["vocab_size"])
     mc.lm.user_input_codebooks = stage.cfg.user_input_codebooks
+    mc.lm.model_input_codebooks = stage.cfg.model_input_codebooks
     model = build_model(mc)
     vision = Path(_done(stage, "vision")["vision"])
     model.vision.tower.load_state_dict(load_file(str(vision / "tower.safetensors")), strict=True)
@@ -129,7 +130,12 @@ def _synth(stage: Stage, out: Path, **kw: Any) -> dict[str, Any]:
                      tokenizer=_done(stage, "tokenizer")["tokenizer"], max_frames=1000,
                      segment_codes=cfg.segment_codes, **kw)
     result = run_synth(sc, resume=out.exists(), progress=not cfg.smoke)
-    return {"shards": str(out), "report": str(out / "report.json"), "samples": getattr(result, "written", None)}
+    from ..data.shards import read_manifest
+
+    # The manifest counts every stored sample; the report only those this (possibly resumed) run wrote.
+    kinds = read_manifest(out).get("kinds", {})
+    return {"shards": str(out), "report": str(out / "report.json"), "written_now": result.report.written,
+            "samples": {k: v["samples"] for k, v in kinds.items()}}
 
 
 def _base_dialogues(stage: Stage, out: Path, n: int, seed: int) -> dict[str, Any]:

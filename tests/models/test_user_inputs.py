@@ -18,10 +18,11 @@ from moshivis.models.lm import MoshiLM
 from moshivis.models.loaders import build_model, load_model, save_checkpoint
 
 
-def _lm(user_inputs: int | None) -> MoshiLM:
+def _lm(user_inputs: int | None, model_inputs: int | None = None) -> MoshiLM:
     cfg = tiny().lm
     torch.manual_seed(0)
-    return MoshiLM(dataclasses.replace(cfg, user_input_codebooks=user_inputs)).eval()
+    return MoshiLM(dataclasses.replace(cfg, user_input_codebooks=user_inputs,
+                                       model_input_codebooks=model_inputs)).eval()
 
 
 def _codes(cfg, T: int = 12, seed: int = 1) -> torch.Tensor:
@@ -58,13 +59,31 @@ def test_all_user_codebooks_by_default() -> None:
                                   lm(other).text_logits[:, :, 3:].nan_to_num())
 
 
+def test_own_acoustic_codebooks_are_not_fed_back() -> None:
+    """model_input_codebooks=1: the model's codebooks 1..7 (streams 2..8) do not reach the temporal
+    transformer, so its text logits ignore them; its own semantic codebook still does."""
+    lm = _lm(1, 1)
+    codes = _codes(lm.cfg)
+    other = codes.clone()
+    other[:, 2:9] = torch.randint(0, lm.cfg.audio_card, other[:, 2:9].shape)
+    with torch.no_grad():
+        a, b = lm.forward_temporal(codes), lm.forward_temporal(other)
+    torch.testing.assert_close(a[1], b[1])
+    sem = codes.clone()
+    sem[:, 1] = (sem[:, 1] + 1) % lm.cfg.audio_card
+    with torch.no_grad():
+        assert not torch.allclose(a[1], lm.forward_temporal(sem)[1])
+
+
 def test_out_of_range_value_is_named() -> None:
     with pytest.raises(ValueError, match="user_input_codebooks=9"):
         _lm(9)
+    with pytest.raises(ValueError, match="model_input_codebooks=-1"):
+        _lm(None, -1)
 
 
 def test_round_trip_and_tinyworld_default(tmp_path: Path) -> None:
-    assert preset("tinyworld").lm.user_input_codebooks == 1
+    assert preset("tinyworld").lm.audio_inputs == (0, 8)  # the semantic codebook of each side
     mc = tiny()
     mc.lm.user_input_codebooks = 2
     model = build_model(mc)
