@@ -281,6 +281,14 @@ def cmd_tinyworld_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tinyworld_card(args: argparse.Namespace) -> int:
+    from .inference.bundle import EMBEDDED_BUNDLE
+    from .tinyworld.card import write_model_card
+
+    print(write_model_card(args.work, args.results, args.bundle or EMBEDDED_BUNDLE))
+    return 0
+
+
 def cmd_tinyworld_ablations(args: argparse.Namespace) -> int:
     from .tinyworld.ablations import AblationConfig, markdown, run_ablations
 
@@ -431,6 +439,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", type=int, default=16)
     r.add_argument("--conditions", nargs="*", default=None, help="a subset (default: all)")
     r.set_defaults(func=cmd_tinyworld_results)
+    c = tw.add_parser("card", help="write the bundle's model card (README.md) from the recorded build and results")
+    c.add_argument("--work", default="runs/tinyworld", help="the recipe's work folder")
+    c.add_argument("--results", default=None, help="results.json of `moshivis tinyworld results`")
+    c.add_argument("--bundle", default=None, help="bundle folder (default: the embedded model)")
+    c.set_defaults(func=cmd_tinyworld_card)
     a = tw.add_parser("ablations", help="the paper's ablations in miniature (gate, shared cross-attention, p_audio)")
     a.add_argument("--work", default="runs/tinyworld", help="the recipe's work folder (base and image_data done)")
     a.add_argument("--steps", type=int, default=250)

@@ -57,6 +57,19 @@ def test_smoke_build_end_to_end(tmp_path, smoke):
     assert all("skipped" in line for line in again) and len(again) == len(STAGES)
 
 
+def test_model_card_is_written_from_the_records(smoke, smoke_bundle):
+    """`moshivis tinyworld card`: files with sizes, the model's inputs, every stage's seconds, the probe."""
+    from moshivis.cli import main
+
+    cfg = smoke[0]
+    assert main(["tinyworld", "card", "--work", cfg.work, "--bundle", smoke_bundle]) == 0
+    card = (Path(smoke_bundle) / "README.md").read_text()
+    assert "| `model.safetensors` |" in card and "audio streams [0, 8]" in card
+    for name in STAGES:
+        assert f"| {name} | " in card and f"not built" not in card
+    assert "its training dialogues" in card
+
+
 def test_results_harness_runs_every_condition_and_resumes(tmp_path, smoke_bundle):
     """`moshivis tinyworld results` on a smoke bundle: every condition produces its table row, and a rerun
     answers nothing again (predictions are resumed, not recomputed)."""
