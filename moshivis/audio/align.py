@@ -78,9 +78,12 @@ class WhisperAligner:
             if self._model is None:
                 from faster_whisper import WhisperModel
 
+                from .torch_threads import keep_torch_threads
+
                 path = str(self.model_path) if self.model_path is not None else default_model_path()
-                self._model = WhisperModel(path, device=self.device, compute_type=self.compute_type,
-                                           cpu_threads=self.cpu_threads)
+                with keep_torch_threads():  # CTranslate2 would leave torch on `cpu_threads` threads
+                    self._model = WhisperModel(path, device=self.device, compute_type=self.compute_type,
+                                               cpu_threads=self.cpu_threads)
             return self._model
 
     def recognise(self, audio: np.ndarray, sr: int) -> list[RecognisedWord]:

@@ -63,7 +63,10 @@ class Transcriber:
     def __init__(self, threads: int = 1) -> None:
         from faster_whisper import WhisperModel
 
-        self.model = WhisperModel(default_whisper_path(), device="cpu", compute_type="int8", cpu_threads=threads)
+        from ..torch_threads import keep_torch_threads
+
+        with keep_torch_threads():  # CTranslate2 would leave torch on `threads` threads
+            self.model = WhisperModel(default_whisper_path(), device="cpu", compute_type="int8", cpu_threads=threads)
 
     def __call__(self, audio: np.ndarray) -> str:
         """audio float [S] at 24 kHz -> text."""

@@ -58,8 +58,11 @@ class WhisperEncoder:
             if self._model is None:
                 import ctranslate2
 
-                self._model = ctranslate2.models.Whisper(self.path, device="cpu", compute_type=self.compute_type,
-                                                         intra_threads=self.threads, inter_threads=1)
+                from ..torch_threads import keep_torch_threads
+
+                with keep_torch_threads():  # CTranslate2 would leave torch on `threads` threads
+                    self._model = ctranslate2.models.Whisper(self.path, device="cpu", compute_type=self.compute_type,
+                                                             intra_threads=self.threads, inter_threads=1)
             return self._model
 
     def __call__(self, mel: torch.Tensor, batch: int = 16) -> torch.Tensor:
