@@ -10,7 +10,7 @@ A dataset is a folder::
 Row schema (one row = one `Sample`)::
 
     id          string    not null   unique within the dataset
-    kind        string    not null   "image_speech" | "speechless" | "audio_only"
+    kind        string    not null   "image_speech" | "speechless" | "audio_only" | "text_only"
     num_frames  int32     not null   T
     codes       binary    not null   int16 little-endian, [17, T] row-major (2 * 17 * T bytes)
     loss_mask   binary    not null   np.packbits(mask.reshape(-1), bitorder="little") of [17, T] bool
@@ -47,7 +47,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from moshivis.data.types import SAMPLE_KINDS, ImageRef, Sample
+from moshivis.data.types import IMAGE_FREE_KINDS, SAMPLE_KINDS, ImageRef, Sample
 
 NUM_STREAMS = 17
 NUM_TARGET_STREAMS = 9  # streams 0..8 (text + Moshi's audio) may carry targets; 9..16 are user inputs
@@ -200,8 +200,9 @@ def encode_sample(sample: Sample, image_bytes: bytes | None = None) -> tuple[dic
     if mask[NUM_TARGET_STREAMS:].any():
         raise ValueError(f"sample {sid!r}: loss_mask is True on a user stream (9..16): those are inputs only")
     image = sample.image
-    if (image is None) != (sample.kind == "audio_only"):
-        raise ValueError(f"sample {sid!r}: kind {sample.kind!r} with image={image!r} (only audio_only has none)")
+    if (image is None) != (sample.kind in IMAGE_FREE_KINDS):
+        raise ValueError(f"sample {sid!r}: kind {sample.kind!r} with image={image!r} (only "
+                         f"{' and '.join(IMAGE_FREE_KINDS)} have none)")
     if image_bytes is not None and image is None:
         raise ValueError(f"sample {sid!r}: image_bytes given without an image reference")
     try:

@@ -129,6 +129,9 @@ class SynthConfig:
     p_concat: float = 0.2  # share of image dialogues with an unrelated dialogue glued before or after
     audio_only: int = 0  # image-less dialogues added (built-in small-talk generator)
     audio_only_max_pairs: int = 4  # question/answer exchanges per audio-only dialogue: 1 to this
+    # "text": the image-free dialogues become text_only samples (text stream only, no TTS or codec) instead
+    # of spoken audio_only ones: the same dialogues (same seed) as a spoken run, for a base to learn both.
+    audio_only_as: str = "audio"
     speech_fraction: float = 0.5  # share of image dialogues also rendered as image_speech samples
     moshi_voice: str = "piper:joe"
     user_voices: list[str] | None = None  # None: VoicePool's defaults (flite + espeak voices)
@@ -174,6 +177,8 @@ class SynthConfig:
                 raise ValueError(f"{name} must be a range 0 <= lo <= hi, got {(lo, hi)}")
         if self.aligner not in ("auto", "piper", "whisper"):
             raise ValueError(f"aligner must be auto, piper or whisper, got {self.aligner!r}")
+        if self.audio_only_as not in ("audio", "text"):
+            raise ValueError(f"audio_only_as must be audio or text, got {self.audio_only_as!r}")
         if (self.max_frames < 1 or self.samples_per_shard < 1 or self.audio_only < 0 or self.tail_s < 0
                 or self.audio_only_max_pairs < 1):
             raise ValueError("max_frames, samples_per_shard and audio_only_max_pairs must be >= 1; audio_only and "
@@ -331,10 +336,10 @@ def collect_dialogues(cfg: SynthConfig, report: SynthReport,
 
 
 def sample_kinds(cfg: SynthConfig, d: Dialogue) -> list[SampleKind]:
-    """What `d` becomes: audio-only dialogues one audio_only sample; image dialogues a speechless sample
+    """What `d` becomes: image-free dialogues one audio_only (or text_only) sample; image dialogues a speechless sample
     and, for a seeded `speech_fraction` share of them, an image_speech one."""
     if d.image is None:
-        return ["audio_only"]
+        return ["text_only"] if cfg.audio_only_as == "text" else ["audio_only"]
     kinds: list[SampleKind] = ["speechless"]
     if _unit(cfg.seed, "speech", d.id) < cfg.speech_fraction:
         kinds.append("image_speech")
@@ -398,14 +403,16 @@ def _base_meta(d: Dialogue) -> dict[str, Any]:
     return meta
 
 
-def speechless_sample(d: Dialogue, tokenizer: TextTokenizer, cfg: SynthConfig) -> Sample:
-    """The dialogue in the text stream only (`layout.speechless_layout`), turn frame ranges in meta."""
+def speechless_sample(d: Dialogue, tokenizer: TextTokenizer, cfg: SynthConfig,
+                      kind: SampleKind = "speechless") -> Sample:
+    """The dialogue in the text stream only (`layout.speechless_layout`), turn frame ranges in meta.
+    kind: "speechless" (an image dialogue) or "text_only" (an image-free one)."""
     gap, lead = cfg.speechless_gap_frames, 2
     codes, mask = speechless_layout([(t.speaker, t.text) for t in d.turns], tokenizer, gap_frames=gap,
                                     lead_frames=lead)
     T = codes.shape[1]
     if T > cfg.max_frames:
-        raise StageFailure("layout", RowError(d.source, sample_id(d, "speechless"), TOO_LONG,
+        raise StageFailure("layout", RowError(d.source, sample_id(d, kind), TOO_LONG,
                                               f"{T} frames > max_frames {cfg.max_frames}"))
     ranges: list[tuple[int, int]] = []
     pos = lead
@@ -417,7 +424,7 @@ def speechless_sample(d: Dialogue, tokenizer: TextTokenizer, cfg: SynthConfig) -
     meta["turns"] = [{"speaker": t.speaker, "text": t.text, "frames": list(r), "about_image": t.about_image}
                      for t, r in zip(d.turns, ranges)]
     meta["unrelated_spans"] = _unrelated_spans(d.turns, ranges)
-    return Sample(sample_id(d, "speechless"), "speechless", codes, mask, d.image, meta)
+    return Sample(sample_id(d, kind), kind, codes, mask, d.image, meta)
 
 
 @dataclass
@@ -755,12 +762,13 @@ def run_synth(
                     if sid in writer.done_ids:
                         report.skipped[kind] += 1
                         continue
-                    if kind != "speechless" and renderer is None:  # config errors here raise: not a row's fault
+                    text_kind = kind in ("speechless", "text_only")
+                    if not text_kind and renderer is None:  # config errors here raise: not a row's fault
                         codec = codec if codec is not None else load_codec(cfg.codec, cfg.codec_device)
                         renderer = SpokenRenderer(cfg, codec, tokenizer, report, tts, aligner)
                     try:
-                        if kind == "speechless":
-                            sample = speechless_sample(d, tokenizer, cfg)
+                        if text_kind:
+                            sample = speechless_sample(d, tokenizer, cfg, kind)
                         else:
                             assert renderer is not None
                             sample = renderer.render(d, kind)

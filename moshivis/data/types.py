@@ -13,8 +13,12 @@ from typing import Any, Literal
 import numpy as np
 
 Speaker = Literal["user", "moshi"]
-SampleKind = Literal["image_speech", "speechless", "audio_only"]
-SAMPLE_KINDS: tuple[SampleKind, ...] = ("image_speech", "speechless", "audio_only")
+# text_only: an image-free dialogue in the text stream alone (a speechless sample without an image). The
+# base learns the typed-question format from them; a base that never saw text without audio made adapters
+# trained on speechless samples garble it (stop 10).
+SampleKind = Literal["image_speech", "speechless", "audio_only", "text_only"]
+SAMPLE_KINDS: tuple[SampleKind, ...] = ("image_speech", "speechless", "audio_only", "text_only")
+IMAGE_FREE_KINDS: tuple[SampleKind, ...] = ("audio_only", "text_only")
 
 
 @dataclass

@@ -46,6 +46,7 @@ class RecipeConfig:
     base_dialogues: int = 6000  # single exchanges: stop 9's 800 dialogues were memorised, not generalised
     base_max_pairs: int = 1
     base_steps: int = 2400
+    base_text_weight: float = 0.5  # text-only copies of the base dialogues in the base's mixture (vs 1 spoken)
     image_rows: int | None = None  # easy-vqa train images, one dialogue each (None: all 4,000)
     max_turns: int = 4
     speech_fraction: float = 0.5
@@ -80,7 +81,7 @@ DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "tokenizer": (("tokenizer_vocab", "base_dialogues", "image_rows"), ()),
     "init": (("user_input_codebooks", "model_input_codebooks"), ("codec", "vision", "tokenizer")),
     "base_data": (("base_dialogues", "base_max_pairs", "segment_codes"), ("codec", "tokenizer")),
-    "base": (("base_steps", "batch_size", "max_frames", "extra"), ("init", "base_data")),
+    "base": (("base_steps", "base_text_weight", "batch_size", "max_frames", "extra"), ("init", "base_data")),
     "image_data": (("image_rows", "max_turns", "speech_fraction", "audio_only", "p_concat", "paraphrase_prob",
                     "held_out_voices", "segment_codes"), ("codec", "tokenizer")),
     "adapters": (("adapter_steps", "batch_size", "max_frames", "extra"), ("base", "image_data")),

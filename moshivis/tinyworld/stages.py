@@ -203,10 +203,21 @@ def _train(stage: Stage, overrides: list[str]) -> dict[str, Any]:
 
 
 def stage_base(stage: Stage) -> dict[str, Any]:
+    """`full` training on the spoken base dialogues and, with weight `base_text_weight`, the same dialogues
+    as text only (made here: no TTS, seconds), so the base knows the typed format adapters will use."""
+    from ..data.synth import SourceConfig
+
     cfg = stage.cfg
+    shards = [_done(stage, "base_data")["shards"]]
+    if cfg.base_text_weight > 0:
+        text = stage.dir / "text_shards"
+        _synth(stage, text, source=SourceConfig(kind="easy-vqa", split="train", limit=0),
+               audio_only=cfg.base_dialogues, audio_only_max_pairs=cfg.base_max_pairs, speech_fraction=0.0,
+               p_concat=0.0, audio_only_as="text")
+        shards.append(str(text))
     result = _train(stage, ["mode=full", f"model.checkpoint={_done(stage, 'init')['checkpoint']}",
-                            f"data.shards=[{_done(stage, 'base_data')['shards']}]", "data.image_samples=0",
-                            "data.audio_only=1", f"steps={cfg.base_steps}", "optim.lr=1e-3",
+                            f"data.shards=[{','.join(shards)}]", "data.image_samples=0", "data.audio_only=1",
+                            f"data.text_only={cfg.base_text_weight}", f"steps={cfg.base_steps}", "optim.lr=1e-3",
                             "optim.warmup_steps=100"])
     return {**result, "probe": base_probe(stage, result["checkpoint"])}
 

@@ -32,6 +32,7 @@ class DataSection:
     p_audio: float = 0.25  # share of image-speech samples among image samples (the paper's 25%)
     image_samples: float = 1.0  # weight of image samples (image-speech + speechless) in the mixture
     audio_only: float = 0.0  # weight of audio-only (no image) dialogues
+    text_only: float = 0.0  # weight of text-only (no image, no audio) dialogues
     max_frames: int = 375  # 30 s at 12.5 Hz
     crop: Literal["start", "random"] = "start"  # longer samples: their first max_frames, or a seeded window
     # False: a batch is as long as its longest sample (CPU: tinyworld's base dialogues are 55-107 frames,
@@ -84,11 +85,11 @@ class TrainConfig:
                              f"grad_accum {self.grad_accum}")
         if not 0.0 <= self.data.p_audio <= 1.0:
             raise ValueError(f"data.p_audio must be in [0, 1], got {self.data.p_audio}")
-        if self.data.audio_only < 0 or self.data.image_samples < 0:
-            raise ValueError(f"data.audio_only and data.image_samples must be >= 0 "
-                             f"(got {self.data.audio_only}, {self.data.image_samples})")
-        if self.data.audio_only + self.data.image_samples <= 0:
-            raise ValueError("data.image_samples and data.audio_only are both 0: nothing to train on")
+        if self.data.audio_only < 0 or self.data.image_samples < 0 or self.data.text_only < 0:
+            raise ValueError(f"data.audio_only, data.text_only and data.image_samples must be >= 0 "
+                             f"(got {self.data.audio_only}, {self.data.text_only}, {self.data.image_samples})")
+        if self.data.audio_only + self.data.image_samples + self.data.text_only <= 0:
+            raise ValueError("data.image_samples, data.audio_only and data.text_only are all 0: nothing to train on")
         if not self.data.shards:
             raise ValueError("data.shards is empty: give at least one shard folder")
         for s in self.data.shards:

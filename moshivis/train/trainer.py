@@ -88,7 +88,7 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, cfg.steps)
         img = cfg.data.image_samples
         weights = {"image_speech": img * cfg.data.p_audio, "speechless": img * (1.0 - cfg.data.p_audio),
-                   "audio_only": cfg.data.audio_only}
+                   "audio_only": cfg.data.audio_only, "text_only": cfg.data.text_only}
         self.dataset = MixtureDataset(cfg.data.shards, {k: v for k, v in weights.items() if v > 0},
                                       seed=cfg.seed, rank=self.info.rank, world_size=self.info.world_size,
                                       drop_last=True, infinite=True, load_images=False)

@@ -244,8 +244,10 @@ def test_write_validation(tmp_path: Path) -> None:
             w.write(Sample("meta", s.kind, s.codes, s.loss_mask, s.image, {"x": object()}))
         with pytest.raises(ValueError, match=r"\[17, T>0\]"):
             w.write(Sample("shape", s.kind, s.codes[:16], s.loss_mask[:16], s.image))
-        with pytest.raises(ValueError, match="only audio_only"):
+        with pytest.raises(ValueError, match="only audio_only and text_only"):
             w.write(Sample("noimg", "image_speech", s.codes, s.loss_mask, None))
+        with pytest.raises(ValueError, match="kind 'text_only' with image="):
+            w.write(Sample("textimg", "text_only", s.codes, s.loss_mask, s.image))
         w.write(Sample("np-meta", s.kind, s.codes.astype(np.int16), s.loss_mask, s.image, {"n": np.int64(3)}))
     (back,) = list(ShardReader(tmp_path))
     assert back.id == "np-meta" and back.meta == {"n": 3} and back.codes.dtype == np.int64

@@ -519,3 +519,27 @@ def test_segment_codes_match_whole_track_encoding(tmp_path: Path, quiet_piper) -
         assert report.codec.calls == calls
     print(f"segment codes vs whole-track codes, frames equal: {agreement}")
     assert agreement["short"] > 0.9, agreement
+
+
+def test_audio_only_as_text_gives_the_same_dialogues_as_text_only_samples(tmp_path: Path) -> None:
+    """audio_only_as="text": image-free dialogues become text_only samples (no image, no audio, no TTS),
+    the same dialogues a spoken run with that seed makes; the trainer's mixture draws them by weight."""
+    from moshivis.data.augment import audio_only_dialogues
+
+    cfg = easy_config(tmp_path / "t", 0, audio_only=5, audio_only_max_pairs=2, codec="does-not-load",
+                      audio_only_as="text", seed=3)
+    run_synth(cfg)
+    samples = read_all(tmp_path / "t")
+    assert [s.kind for s in samples] == ["text_only"] * 5
+    words = cfg.dialogues.numbers_as_words
+    want = {d.id: [t.text for t in d.turns] for d in audio_only_dialogues(5, 3, max_pairs=2, numbers_as_words=words)}
+    for s in samples:
+        assert s.image is None and (s.codes[1:] == -1).all()
+        assert [t["text"] for t in s.meta["turns"]] == want[s.meta["dialogue_id"]]
+        # Only Moshi's words are targets: the user's question is an input.
+        user = [t["frames"] for t in s.meta["turns"] if t["speaker"] == "user"]
+        assert not any(s.loss_mask[0, a:b].any() for a, b in user)
+    ds = MixtureDataset(tmp_path / "t", {"text_only": 1.0}, seed=0, load_images=False)
+    assert len(list(ds)) == 5
+    with pytest.raises(ValueError, match="audio_only_as"):
+        run_synth(easy_config(tmp_path / "u", 0, audio_only=1, audio_only_as="speech"))
