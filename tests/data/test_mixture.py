@@ -15,7 +15,7 @@ from moshivis.data.mixture import MixtureDataset, MixtureLoader, collate, crop_o
 from moshivis.data.shards import ShardWriter
 from moshivis.data.types import ImageRef, Sample
 
-SIZES = {"image_speech": 300, "speechless": 600, "audio_only": 100}
+SIZES = {"image_speech": 300, "speechless": 600, "audio_only": 100, "text_only": 0}
 PAPER = {"image_speech": 0.25, "speechless": 0.75, "audio_only": 0.1}  # p_audio 0.25 + audio-only
 
 
