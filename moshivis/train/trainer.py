@@ -195,7 +195,9 @@ class Trainer:
         tokens = 0
         for i, b in enumerate(batches):
             codes, mask = b["codes"].to(dev), b["loss_mask"].to(dev)
-            feats, present = (self.images.batch(b["images"]) if self.images is not None else (None, None))
+            # drop_images: image dialogues train a blind model (a base learning their language and priors).
+            use_images = self.images is not None and not self.cfg.data.drop_images
+            feats, present = self.images.batch(b["images"]) if use_images else (None, None)
             present = torch.zeros(codes.shape[0], dtype=torch.bool) if present is None else present
             feats = feats.to(dev) if feats is not None else None
             sync = i == len(batches) - 1

@@ -157,3 +157,16 @@ def test_pad_to_max_off_trims_batches_to_the_longest_sample(tmp_path, pad):
     longest = int(batch["lengths"].max())
     assert longest < 40
     assert batch["codes"].shape[-1] == (40 if pad else longest)
+
+
+def test_drop_images_trains_blind_on_image_samples(tmp_path, monkeypatch):
+    """data.drop_images: image samples are trained on without their image (the frozen tower is never
+    asked for features, no cross-attention runs)."""
+    shards = make_colour_shards(tmp_path, n=8)
+    trainer = Trainer(config(tmp_path, shards, mode="full", steps=2, **{"data.drop_images": True}), SINGLE)
+
+    def refuse(images):
+        raise AssertionError("image features requested with drop_images")
+    monkeypatch.setattr(trainer.images, "batch", refuse)
+    history = trainer.run(show_progress=False)
+    assert len(history) == 2 and history[-1].gate_related is None
