@@ -5,8 +5,9 @@
     tokenizer    SentencePiece on the text of every dialogue the recipe will speak
     init         the `tinyworld` model with the pre-trained tower in place (random LM, fresh adapters)
     base_data    audio-only spoken dialogues (no image): arithmetic, counting, colours of things, yes/no
-    base         "tiny Moshi": `full` training on base_data (the image never shown)
     image_data   easy-vqa train dialogues with paraphrases: image-speech + speechless + audio-only + concat
+    base         "tiny Moshi": `full` training on base_data, spoken and as text, and on image_data with the
+                 images dropped (the image is never shown: the base learns the language and the priors)
     adapters     the paper's recipe: base frozen, adapters trained on the mixture
     bundle       model + tokenizer + codec spec in `tinyworld/bundle` (what `moshivis ask/demo` load)
 
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parents[2]
-STAGES = ("codec", "vision", "tokenizer", "init", "base_data", "base", "image_data", "adapters", "bundle")
+STAGES = ("codec", "vision", "tokenizer", "init", "base_data", "image_data", "base", "adapters", "bundle")
 
 
 @dataclass
@@ -47,6 +48,9 @@ class RecipeConfig:
     base_max_pairs: int = 1
     base_steps: int = 2400
     base_text_weight: float = 0.5  # text-only copies of the base dialogues in the base's mixture (vs 1 spoken)
+    # The image dialogues WITHOUT their images in the base's mixture: the base learns their language and
+    # answer priors (the blind baseline), so the frozen base can say what adapters will make it see.
+    base_image_dialogues: float = 0.5
     image_rows: int | None = None  # easy-vqa train images, one dialogue each (None: all 4,000)
     max_turns: int = 4
     speech_fraction: float = 0.5
@@ -81,7 +85,8 @@ DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "tokenizer": (("tokenizer_vocab", "base_dialogues", "image_rows"), ()),
     "init": (("user_input_codebooks", "model_input_codebooks"), ("codec", "vision", "tokenizer")),
     "base_data": (("base_dialogues", "base_max_pairs", "segment_codes"), ("codec", "tokenizer")),
-    "base": (("base_steps", "base_text_weight", "batch_size", "max_frames", "extra"), ("init", "base_data")),
+    "base": (("base_steps", "base_text_weight", "base_image_dialogues", "batch_size", "max_frames", "extra"),
+             ("init", "base_data", "image_data")),
     "image_data": (("image_rows", "max_turns", "speech_fraction", "audio_only", "p_concat", "paraphrase_prob",
                     "held_out_voices", "segment_codes"), ("codec", "tokenizer")),
     "adapters": (("adapter_steps", "batch_size", "max_frames", "extra"), ("base", "image_data")),

@@ -203,8 +203,9 @@ def _train(stage: Stage, overrides: list[str]) -> dict[str, Any]:
 
 
 def stage_base(stage: Stage) -> dict[str, Any]:
-    """`full` training on the spoken base dialogues and, with weight `base_text_weight`, the same dialogues
-    as text only (made here: no TTS, seconds), so the base knows the typed format adapters will use."""
+    """`full` training on the spoken base dialogues; with weight `base_text_weight` the same dialogues as
+    text only (made here: no TTS, seconds), so the base knows the typed format adapters will use; with
+    weight `base_image_dialogues` the image dialogues with their images dropped (language and priors)."""
     from ..data.synth import SourceConfig
 
     cfg = stage.cfg
@@ -215,8 +216,11 @@ def stage_base(stage: Stage) -> dict[str, Any]:
                audio_only=cfg.base_dialogues, audio_only_max_pairs=cfg.base_max_pairs, speech_fraction=0.0,
                p_concat=0.0, audio_only_as="text")
         shards.append(str(text))
+    if cfg.base_image_dialogues > 0:
+        shards.append(_done(stage, "image_data")["shards"])
     result = _train(stage, ["mode=full", f"model.checkpoint={_done(stage, 'init')['checkpoint']}",
-                            f"data.shards=[{','.join(shards)}]", "data.image_samples=0", "data.audio_only=1",
+                            f"data.shards=[{','.join(shards)}]", f"data.image_samples={cfg.base_image_dialogues}",
+                            "data.p_audio=0.5", "data.drop_images=true", "data.audio_only=1",
                             f"data.text_only={cfg.base_text_weight}", f"steps={cfg.base_steps}", "optim.lr=1e-3",
                             "optim.warmup_steps=100"])
     return {**result, "probe": base_probe(stage, result["checkpoint"])}
