@@ -80,7 +80,10 @@ class MixtureDataset(IterableDataset[StoredSample]):
         drop_last: bool = False,
         infinite: bool = False,
         load_images: bool = True,
+        bucket_window: int = 0,
     ) -> None:
+        """bucket_window: 0 keeps the mixed order; N > 0 sorts each window of N batches by length and
+        shuffles the batches (seeded), so a batch pads little. Off by default: it changes the order."""
         super().__init__()
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
@@ -102,6 +105,11 @@ class MixtureDataset(IterableDataset[StoredSample]):
         lengths = [self.readers[r].shard_length(i) for r, i in self._shards]
         self._starts = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
         kinds = [self.readers[r].kinds(i) for r, i in self._shards]
+        if bucket_window < 0:
+            raise ValueError(f"bucket_window must be >= 0, got {bucket_window}")
+        self.bucket_window = bucket_window
+        self._frames = (np.concatenate([self.readers[r].frames(i) for r, i in self._shards]) if bucket_window and
+                        self._shards else None)
         all_kinds = np.concatenate(kinds) if kinds else np.zeros(0, dtype=np.int8)
         self._pools = [np.flatnonzero(all_kinds == k) for k in range(len(SAMPLE_KINDS))]  # [n_k] global ids
         for rd in self.readers:  # forked DataLoader workers must open their own file handles
@@ -146,8 +154,27 @@ class MixtureDataset(IterableDataset[StoredSample]):
             passes = math.ceil(q / len(pool))
             order = np.concatenate([_rng(self.seed, epoch, 1 + k, p).permutation(len(pool)) for p in range(passes)])
             items[labels == k] = pool[order[:q]]
+        if self._frames is not None:
+            items = self._bucket(items, epoch)
         self._cache = (epoch, items)
         return items
+
+    def _bucket(self, items: np.ndarray, epoch: int) -> np.ndarray:
+        """Within each window of `bucket_window` batches (of chunk_size per rank): sort by length, then put
+        the batch-sized blocks in a seeded random order. The set of items per window is unchanged."""
+        block = self.chunk_size * self.world_size  # one batch for every rank
+        window = block * self.bucket_window
+        out = items.copy()
+        for w, start in enumerate(range(0, len(items), window)):
+            part = items[start:start + window]
+            part = part[np.argsort(self._frames[part], kind="stable")]
+            n_blocks = len(part) // block
+            if n_blocks > 1:
+                order = _rng(self.seed, epoch, 1000 + w, 0).permutation(n_blocks)
+                full = part[: n_blocks * block].reshape(n_blocks, block)[order].reshape(-1)
+                part = np.concatenate([full, part[n_blocks * block:]])
+            out[start:start + window] = part
+        return out
 
     def rank_stream(self, epoch: int) -> np.ndarray:
         """[rank_len] global sample indices of this rank's share of the epoch, in order."""
@@ -333,6 +360,7 @@ class MixtureLoader:
         prefetch_factor: int | None = None,
     ) -> None:
         dataset.chunk_size = batch_size
+        dataset._cache = None  # a bucketed epoch order depends on the batch size
         self.dataset = dataset
         self.batch_size = batch_size
         self.loader = DataLoader(

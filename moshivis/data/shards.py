@@ -661,6 +661,20 @@ class ShardReader:
                 self._groups.popitem(last=False)
         return decode_row(cols, row - int(sh.rg_starts[g]), f"{self.shards[shard_index].path}#{row}")
 
+    def frames(self, i: int) -> np.ndarray:
+        """[rows of shard i] int64 num_frames, reading only that small column."""
+        sh = self._open(i)
+        path = self.shards[i].path
+        try:
+            out = [np.asarray(b.column(0).to_numpy(), dtype=np.int64)
+                   for b in sh.pf.iter_batches(columns=["num_frames"], batch_size=4096)]
+        except (OSError, pa.ArrowException) as e:
+            raise ShardError(f"{path}: cannot read the num_frames column: {e}") from e
+        frames = np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+        if len(frames) != self.shard_length(i):
+            raise ShardError(f"{path}: num_frames column has {len(frames)} rows, expected {self.shard_length(i)}")
+        return frames
+
     def kinds(self, i: int) -> np.ndarray:
         """[rows of shard i] int8 index into SAMPLE_KINDS, reading only the small `kind` column."""
         sh = self._open(i)

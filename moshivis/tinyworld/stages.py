@@ -177,7 +177,7 @@ def run_overrides(run: Path, seed: int, batch_size: int, max_frames: int, save_e
     """Training settings every tinyworld run shares (base, adapters, ablations), as `key=value` overrides."""
     return [f"out_dir={run}", "model.preset=tinyworld", f"seed={seed}", f"batch_size={batch_size}",
             f"data.max_frames={max_frames}", f"save_every={save_every}", "tensorboard=false", "data.crop=random",
-            "data.pad_to_max=false"]
+            "data.pad_to_max=false", "data.bucket_window=32"]
 
 
 def adapter_overrides(base: str, shards: str, steps: int, warmup_steps: int) -> list[str]:

@@ -33,6 +33,7 @@ class DataSection:
     image_samples: float = 1.0  # weight of image samples (image-speech + speechless) in the mixture
     audio_only: float = 0.0  # weight of audio-only (no image) dialogues
     text_only: float = 0.0  # weight of text-only (no image, no audio) dialogues
+    bucket_window: int = 0  # >0: batches of similar length, sorted within windows of this many batches
     drop_images: bool = False  # image samples train without their image (a blind base learns their language)
     max_frames: int = 375  # 30 s at 12.5 Hz
     crop: Literal["start", "random"] = "start"  # longer samples: their first max_frames, or a seeded window

@@ -91,7 +91,8 @@ class Trainer:
                    "audio_only": cfg.data.audio_only, "text_only": cfg.data.text_only}
         self.dataset = MixtureDataset(cfg.data.shards, {k: v for k, v in weights.items() if v > 0},
                                       seed=cfg.seed, rank=self.info.rank, world_size=self.info.world_size,
-                                      drop_last=True, infinite=True, load_images=False)
+                                      drop_last=True, infinite=True, load_images=False,
+                                      bucket_window=cfg.data.bucket_window)
         self.loader = MixtureLoader(self.dataset, cfg.per_rank_micro_batch(self.info.world_size),
                                     cfg.data.max_frames, num_workers=cfg.data.num_workers, crop=cfg.data.crop,
                                     crop_seed=cfg.seed, pad_to_max=cfg.data.pad_to_max)
