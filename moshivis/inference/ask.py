@@ -3,7 +3,8 @@
 Spoken: the user's track (a little silence, the question, then silence) is encoded as one stream and
 played on the user's stream; Moshi answers on its own streams. Typed: as in speechless training samples, the question's tokens are forced on the
 text stream and every audio stream is -1 (no audio); Moshi's answer is its text stream.
-The answer is Moshi's text from its first word after the question until `end_pad_frames` frames of padding.
+The answer is Moshi's text from its first word after the question until `end_pad_frames` frames of padding
+(typed: `typed_end_pad_frames`, 1, since a speechless turn has no padding inside it).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ class AskConfig:
     gap_frames: int = 2  # typed: padding after the question, as in speechless samples
     max_answer_frames: int = 150  # 12 s
     end_pad_frames: int = 10  # this many padding frames after a word end the answer
+    # Typed (speechless layout): a turn's pieces are packed with no padding between them, and the turn ends
+    # with the gap before the next one, so the first padding frame after a word ends the answer.
+    typed_end_pad_frames: int = 1
     xa_start: int = 0
     seed: int = 0
     decode_audio: bool = True  # spoken questions: decode Moshi's answer to a waveform (Griffin-Lim costs time)
@@ -143,7 +147,8 @@ def ask_batch(model: MoshiVis, tokenizer: TextTokenizer, codec, image_embeds: to
                 if (cfg.on_piece is not None and len(text_out[b]) > end and tok not in (TEXT_PAD, TEXT_EPAD)
                         and (piece := tokenizer.piece(tok))):
                     cfg.on_piece(b, piece, float(gates[len(text_out[b]) - 1][b]))
-                done[b] = len(text_out[b]) > end and _answer_done(text_out[b], end, cfg.end_pad_frames)
+                end_pad = cfg.typed_end_pad_frames if typed[b] else cfg.end_pad_frames
+                done[b] = len(text_out[b]) > end and _answer_done(text_out[b], end, end_pad)
             if all(done):
                 break
     ms = compute * 1000 / max(1, steps)

@@ -92,3 +92,34 @@ def test_eval_run_resumes_and_scores(bundle_dir, tmp_path, capsys):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(r["prompt"] for r in rows) == ["audio"] * 3 + ["text"] * 3
     assert main(["eval", "score", "--benchmark", "easy-vqa", "--predictions", str(out), "--json"]) == 0
+
+
+def test_typed_answer_ends_at_the_first_padding_after_a_word(bundle_dir, monkeypatch):
+    """Speechless turns pack their pieces with no padding inside, so a typed answer ends at the first PAD
+    after a word (`typed_end_pad_frames`), not after `end_pad_frames` of them; spoken answers keep the long
+    rule. The generator is scripted: answer pieces, one PAD, then more pieces (what a model says next)."""
+    import torch
+
+    from moshivis.inference import ask as ask_module
+
+    b = load_bundle(bundle_dir)
+    before, after = b.tokenizer.encode("shape")[0], b.tokenizer.encode("what")[0]
+    assert before != after
+    real = ask_module.Generator
+
+    class Scripted(real):  # the real generator; only the text it emits is replaced after the question
+        def step(self, user, force_text=None, force_audio=None):
+            out = super().step(user, force_text=force_text, force_audio=force_audio)
+            if out is not None and force_text is not None and (force_text == -2).all():
+                self.n = getattr(self, "n", 0) + 1
+                out[:, 0, 0] = before if self.n < 3 else (3 if self.n == 3 else after)  # ..., PAD, after, ...
+            return out
+    monkeypatch.setattr(ask_module, "Generator", Scripted)
+    cfg = AskConfig(max_answer_frames=30, end_pad_frames=4, sampling=ask_module.SamplingConfig(0, 0, 0, 0))
+    typed = ask(b.model, b.tokenizer, b.codec, None, question_text="what colour", cfg=cfg)
+    pieces = [b.tokenizer.piece(before), b.tokenizer.piece(after)]
+    assert [p for p, _ in typed.pieces] and all(p == pieces[0] for p, _ in typed.pieces)
+    longer = ask(b.model, b.tokenizer, b.codec, None, question_text="what colour",
+                 cfg=AskConfig(max_answer_frames=30, end_pad_frames=4, typed_end_pad_frames=4,
+                               sampling=ask_module.SamplingConfig(0, 0, 0, 0)))
+    assert pieces[1] in [p for p, _ in longer.pieces]
