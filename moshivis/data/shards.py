@@ -38,7 +38,7 @@ import os
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -661,38 +661,34 @@ class ShardReader:
                 self._groups.popitem(last=False)
         return decode_row(cols, row - int(sh.rg_starts[g]), f"{self.shards[shard_index].path}#{row}")
 
-    def frames(self, i: int) -> np.ndarray:
-        """[rows of shard i] int64 num_frames, reading only that small column."""
+    def _column(self, i: int, name: str, convert: Callable[[pa.Array], np.ndarray], dtype: type) -> np.ndarray:
+        """[rows of shard i] one small column, read alone and converted batch by batch; named errors."""
         sh = self._open(i)
         path = self.shards[i].path
         try:
-            out = [np.asarray(b.column(0).to_numpy(), dtype=np.int64)
-                   for b in sh.pf.iter_batches(columns=["num_frames"], batch_size=4096)]
+            out = [convert(b.column(0)) for b in sh.pf.iter_batches(columns=[name], batch_size=4096)]
         except (OSError, pa.ArrowException) as e:
-            raise ShardError(f"{path}: cannot read the num_frames column: {e}") from e
-        frames = np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
-        if len(frames) != self.shard_length(i):
-            raise ShardError(f"{path}: num_frames column has {len(frames)} rows, expected {self.shard_length(i)}")
-        return frames
+            raise ShardError(f"{path}: cannot read the {name} column: {e}") from e
+        values = np.concatenate(out) if out else np.zeros(0, dtype=dtype)
+        if len(values) != self.shard_length(i):
+            raise ShardError(f"{path}: {name} column has {len(values)} rows, expected {self.shard_length(i)}")
+        return values
+
+    def frames(self, i: int) -> np.ndarray:
+        """[rows of shard i] int64 num_frames, reading only that small column."""
+        return self._column(i, "num_frames", lambda c: np.asarray(c.to_numpy(), dtype=np.int64), np.int64)
 
     def kinds(self, i: int) -> np.ndarray:
         """[rows of shard i] int8 index into SAMPLE_KINDS, reading only the small `kind` column."""
-        sh = self._open(i)
         path = self.shards[i].path
-        out: list[np.ndarray] = []
-        try:
-            for b in sh.pf.iter_batches(columns=["kind"], batch_size=4096):
-                names = b.column(0).to_pylist()
-                bad = [k for k in names if k not in SAMPLE_KINDS]
-                if bad:
-                    raise ShardError(f"{path}: unknown kind {bad[0]!r}")
-                out.append(np.array([SAMPLE_KINDS.index(k) for k in names], dtype=np.int8))
-        except (OSError, pa.ArrowException) as e:
-            raise ShardError(f"{path}: cannot read the kind column: {e}") from e
-        kinds = np.concatenate(out) if out else np.zeros(0, dtype=np.int8)
-        if len(kinds) != self.shard_length(i):
-            raise ShardError(f"{path}: kind column has {len(kinds)} rows, expected {self.shard_length(i)}")
-        return kinds
+
+        def convert(column: pa.Array) -> np.ndarray:
+            names = column.to_pylist()
+            bad = [k for k in names if k not in SAMPLE_KINDS]
+            if bad:
+                raise ShardError(f"{path}: unknown kind {bad[0]!r}")
+            return np.array([SAMPLE_KINDS.index(k) for k in names], dtype=np.int8)
+        return self._column(i, "kind", convert, np.int8)
 
     def close(self) -> None:
         for sh in self._files.values():
