@@ -138,11 +138,12 @@ def _synth(stage: Stage, out: Path, **kw: Any) -> dict[str, Any]:
             "samples": {k: v["samples"] for k, v in kinds.items()}}
 
 
-def _base_dialogues(stage: Stage, out: Path, n: int, seed: int) -> dict[str, Any]:
+def _base_dialogues(stage: Stage, out: Path, n: int, seed: int, **kw: Any) -> dict[str, Any]:
+    """The base's image-free dialogues (kw: e.g. audio_only_as="text" for the same ones as text only)."""
     from ..data.synth import SourceConfig
 
     return _synth(stage, out, source=SourceConfig(kind="easy-vqa", split="train", limit=0), audio_only=n,
-                  audio_only_max_pairs=stage.cfg.base_max_pairs, speech_fraction=0.0, p_concat=0.0, seed=seed)
+                  audio_only_max_pairs=stage.cfg.base_max_pairs, speech_fraction=0.0, p_concat=0.0, seed=seed, **kw)
 
 
 def stage_base_data(stage: Stage) -> dict[str, Any]:
@@ -206,15 +207,11 @@ def stage_base(stage: Stage) -> dict[str, Any]:
     """`full` training on the spoken base dialogues; with weight `base_text_weight` the same dialogues as
     text only (made here: no TTS, seconds), so the base knows the typed format adapters will use; with
     weight `base_image_dialogues` the image dialogues with their images dropped (language and priors)."""
-    from ..data.synth import SourceConfig
-
     cfg = stage.cfg
     shards = [_done(stage, "base_data")["shards"]]
     if cfg.base_text_weight > 0:
         text = stage.dir / "text_shards"
-        _synth(stage, text, source=SourceConfig(kind="easy-vqa", split="train", limit=0),
-               audio_only=cfg.base_dialogues, audio_only_max_pairs=cfg.base_max_pairs, speech_fraction=0.0,
-               p_concat=0.0, audio_only_as="text")
+        _base_dialogues(stage, text, cfg.base_dialogues, cfg.seed, audio_only_as="text")
         shards.append(str(text))
     if cfg.base_image_dialogues > 0:
         shards.append(_done(stage, "image_data")["shards"])
