@@ -12,7 +12,7 @@ from PIL import Image
 from testkit import tiny_model
 from moshivis.cli import main
 from moshivis.data.tokenizer import train_tokenizer
-from moshivis.inference.ask import AskConfig, ask
+from moshivis.inference.ask import AskConfig, ask, typed_prompt
 from moshivis.inference.bundle import load_bundle, write_bundle_file
 from moshivis.models.loaders import save_checkpoint
 
@@ -37,7 +37,7 @@ def test_ask_text_and_audio(bundle_dir):
     embeds = b.model.encode_image(__import__("torch").rand(1, 3, 56, 56) * 2 - 1)
     cfg = AskConfig(max_answer_frames=20, end_pad_frames=4)
     typed = ask(b.model, b.tokenizer, b.codec, embeds, question_text="what colour is the shape", cfg=cfg)
-    n_q = len(b.tokenizer.encode("what colour is the shape"))
+    n_q = len(b.tokenizer.encode("What colour is the shape."))
     assert typed.audio is None and typed.frames <= 2 + n_q + 2 + 20
     spoken = ask(b.model, b.tokenizer, b.codec, embeds, question_audio=np.zeros(24000, np.float32), cfg=cfg)
     assert spoken.audio is not None and spoken.audio.dtype == np.float32
@@ -45,6 +45,14 @@ def test_ask_text_and_audio(bundle_dir):
     assert all(0 <= g <= 1 for _, g in spoken.pieces)
     with pytest.raises(ValueError, match="exactly one"):
         ask(b.model, b.tokenizer, b.codec, embeds, cfg=cfg)
+
+
+def test_typed_question_is_written_as_training_turns_are(bundle_dir):
+    # Training turns are capitalised sentences; a lower-case typed question must reach the model as one.
+    tok = load_bundle(bundle_dir).tokenizer
+    assert tok.encode("is there a red square") != tok.encode("Is there a red square.")  # case-sensitive
+    assert typed_prompt(tok, "is there a red square") == typed_prompt(tok, "Is there a red square.")
+    assert typed_prompt(tok, "  is there a red square?") == typed_prompt(tok, "Is there a red square?")
 
 
 def test_cli_ask_json(bundle_dir, capsys, tmp_path):
