@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .recipe import stage_result
-from .stages import adapter_overrides, run_overrides
+from .stages import adapter_overrides, frozen_base, run_overrides
 
 VARIANTS: dict[str, list[str]] = {
     "reference": ["data.p_audio=0.5"],
@@ -61,7 +61,7 @@ def train_variant(cfg: AblationConfig, name: str) -> Path:
     if name not in VARIANTS:
         raise ValueError(f"unknown ablation {name!r}; known: {', '.join(VARIANTS)}")
     work = Path(cfg.work)
-    base, shards = stage_result(work, "base")["checkpoint"], stage_result(work, "image_data")["shards"]
+    base, shards = frozen_base(work), stage_result(work, "image_data")["shards"]
     tokenizer, codec = stage_result(work, "tokenizer")["tokenizer"], stage_result(work, "codec")["codec"]
     out = work / "ablations" / name
     bundle = out / "bundle"

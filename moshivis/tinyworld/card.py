@@ -68,14 +68,17 @@ def model_card(work: str | Path, results: dict[str, Any] | None, bundle: str | P
         total += d.get("seconds") or 0.0
         lines.append(f"| {name} | {d.get('seconds')} | {_summary(name, d)} |")
     lines += [f"| total (stage time as recorded; a resumed stage counts only its last run) | {total:.0f} | |"]
-    base = _done(work, "base")
-    if base and (probe := base.get("result", {}).get("probe")):
+    probes = [(name, p) for name in ("base", "base_listen")
+              if (p := (_done(work, name) or {}).get("result", {}).get("probe"))]
+    if probes:
         lines += ["", "Base probe (teacher-forced first word of Moshi's turn / every word start, `eval/turn_probe.py`):",
-                  "", "| dialogues | first word of turn | word starts | samples |", "|---|---|---|---|"]
-        for side, label in (("train", "its training dialogues"), ("heldout", "new dialogues, same generator")):
-            if side in probe:
-                p = probe[side]
-                lines.append(f"| {label} | {p['turn_accuracy']:.2f} | {p['word_accuracy']:.2f} | {p['samples']} |")
+                  "", "| after | dialogues | first word of turn | word starts | samples |", "|---|---|---|---|---|"]
+        for name, probe in probes:
+            for side, label in (("train", "its training dialogues"), ("heldout", "new dialogues, same generator")):
+                if side in probe:
+                    p = probe[side]
+                    lines.append(f"| {name} | {label} | {p['turn_accuracy']:.2f} | {p['word_accuracy']:.2f} "
+                                 f"| {p['samples']} |")
     if results:
         lines += ["", "## Results (`moshivis tinyworld results`)", "", markdown(results)]
     lines += ["", "## Limits", "",
@@ -88,15 +91,16 @@ def model_card(work: str | Path, results: dict[str, Any] | None, bundle: str | P
 
 def _summary(name: str, d: dict[str, Any]) -> str:
     r = d.get("result", {})
-    s = d.get("settings", {})
+    s = d.get("settings", {}).get("fields", {})  # the stage's own recipe fields
     if name in ("base_data", "image_data"):
         kinds = _manifest_kinds(r.get("shards"))
         parts = [f"{k} {v['samples']:,} ({v.get('audio_hours', 0):.1f} h audio)" for k, v in kinds.items()]
         return "; ".join(parts) or "-"
-    if name in ("base", "adapters"):
-        steps = s.get("base_steps" if name == "base" else "adapter_steps")
+    if name in ("base", "base_listen", "adapters"):
+        steps = s.get({"base": "base_steps", "base_listen": "listen_steps", "adapters": "adapter_steps"}[name])
+        frames = 1000 if name == "base_listen" else s.get("max_frames")  # base_listen: whole dialogues
         loss = r.get("final_loss")
-        return (f"{steps} steps x batch {s.get('batch_size')} x <= {s.get('max_frames')} frames"
+        return (f"{steps} steps x batch {s.get('batch_size')} x <= {frames} frames"
                 + (f", final loss {loss:.3f}" if isinstance(loss, (int, float)) else ""))
     if name == "bundle":
         return f"{r.get('bytes', 0):,} bytes"

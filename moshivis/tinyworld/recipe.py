@@ -8,6 +8,7 @@
     image_data   easy-vqa train dialogues with paraphrases: image-speech + speechless + audio-only + concat
     base         "tiny Moshi": `full` training on base_data, spoken and as text, and on image_data with the
                  images dropped (the image is never shown: the base learns the language and the priors)
+    base_listen  the base's second phase: whole spoken dialogues, image ones still without their images
     adapters     the paper's recipe: base frozen, adapters trained on the mixture
     bundle       model + tokenizer + codec spec in `tinyworld/bundle` (what `moshivis ask/demo` load)
 
@@ -30,7 +31,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parents[2]
-STAGES = ("codec", "vision", "tokenizer", "init", "base_data", "image_data", "base", "adapters", "bundle")
+STAGES = ("codec", "vision", "tokenizer", "init", "base_data", "image_data", "base", "base_listen", "adapters",
+          "bundle")
 
 
 @dataclass
@@ -51,6 +53,10 @@ class RecipeConfig:
     # The image dialogues WITHOUT their images in the base's mixture: the base learns their language and
     # answer priors (the blind baseline), so the frozen base can say what adapters will make it see.
     base_image_dialogues: float = 0.5
+    # A second base phase on whole spoken dialogues (no text-only copies, image dialogues spoken only, still
+    # without images): the first phase's mixture leaves the spoken image questions ~1/8 of its samples, and
+    # the frozen base then mistook spoken easy-vqa questions for its small-talk ones (stop 11). 0: none.
+    listen_steps: int = 600
     image_rows: int | None = None  # easy-vqa train images, one dialogue each (None: all 4,000)
     max_turns: int = 4
     speech_fraction: float = 0.5
@@ -72,7 +78,7 @@ class RecipeConfig:
         if not self.smoke:
             return self
         return dataclasses.replace(self, reuse_shipped=False, base_dialogues=6, base_steps=3, image_rows=4, audio_only=2,
-                                   adapter_steps=3, batch_size=2, max_frames=200, codec_minutes=0.5,
+                                   listen_steps=2, adapter_steps=3, batch_size=2, max_frames=200, codec_minutes=0.5,
                                    vision_minutes=0.3, tokenizer_vocab=200)
 
 
@@ -89,7 +95,8 @@ DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
              ("init", "base_data", "image_data")),
     "image_data": (("image_rows", "max_turns", "speech_fraction", "audio_only", "p_concat", "paraphrase_prob",
                     "held_out_voices", "segment_codes"), ("codec", "tokenizer")),
-    "adapters": (("adapter_steps", "batch_size", "max_frames", "extra"), ("base", "image_data")),
+    "base_listen": (("listen_steps", "batch_size", "extra"), ("base", "image_data")),
+    "adapters": (("adapter_steps", "batch_size", "max_frames", "extra"), ("base_listen", "image_data")),
     "bundle": ((), ("adapters",)),
 }
 

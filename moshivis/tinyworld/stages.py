@@ -223,6 +223,33 @@ def stage_base(stage: Stage) -> dict[str, Any]:
     return {**result, "probe": base_probe(stage, result["checkpoint"])}
 
 
+def stage_base_listen(stage: Stage) -> dict[str, Any]:
+    """The base's second phase, from the first's checkpoint: the image dialogues SPOKEN only (images still
+    dropped) at weight 1, the base dialogues spoken (0.5) and as text (0.25), whole dialogues (no crop
+    below the synth's 1,000 frames), a lower learning rate. `listen_steps` 0: the first phase is the base."""
+    cfg = stage.cfg
+    first = _done(stage, "base")["checkpoint"]
+    if cfg.listen_steps <= 0:
+        return {"checkpoint": first, "steps": 0}
+    shards = [_done(stage, "base_data")["shards"], str(Path(cfg.work) / "base" / "text_shards"),
+              _done(stage, "image_data")["shards"]]
+    text_weight = 0.25 if Path(shards[1]).is_dir() else 0.0
+    if not text_weight:
+        shards.pop(1)
+    result = _train(stage, ["mode=full", f"model.checkpoint={first}", f"data.shards=[{','.join(shards)}]",
+                            "data.image_samples=1.0", "data.p_audio=1.0", "data.drop_images=true",
+                            "data.audio_only=0.5", f"data.text_only={text_weight}", "data.max_frames=1000",
+                            f"steps={cfg.listen_steps}", "optim.lr=5e-4", "optim.warmup_steps=50"])
+    return {**result, "probe": base_probe(stage, result["checkpoint"])}
+
+
+def frozen_base(work: str | Path) -> str:
+    """The checkpoint adapters train on: the base after its last phase (`base_listen`)."""
+    from .recipe import stage_result
+
+    return stage_result(work, "base_listen")["checkpoint"]
+
+
 def stage_image_data(stage: Stage) -> dict[str, Any]:
     from ..data.synth import DialogueConfig, SourceConfig
 
@@ -235,7 +262,7 @@ def stage_image_data(stage: Stage) -> dict[str, Any]:
 
 
 def stage_adapters(stage: Stage) -> dict[str, Any]:
-    return _train(stage, adapter_overrides(_done(stage, "base")["checkpoint"], _done(stage, "image_data")["shards"],
+    return _train(stage, adapter_overrides(frozen_base(stage.cfg.work), _done(stage, "image_data")["shards"],
                                            stage.cfg.adapter_steps, 100))
 
 
@@ -247,7 +274,7 @@ def stage_bundle(stage: Stage) -> dict[str, Any]:
 
     out = _artefact(stage, "bundle")
     out.mkdir(parents=True, exist_ok=True)
-    model = load_model(_done(stage, "base")["checkpoint"])
+    model = load_model(frozen_base(stage.cfg.work))
     load_adapters(model, _done(stage, "adapters")["checkpoint"])
     save_checkpoint(model.to(torch.float16), out / "model.safetensors")
     shutil.copy(_done(stage, "tokenizer")["tokenizer"], out / "tokenizer.model")

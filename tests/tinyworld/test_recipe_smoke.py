@@ -67,7 +67,8 @@ def test_model_card_is_written_from_the_records(smoke, smoke_bundle):
     assert "| `model.safetensors` |" in card and "audio streams [0, 8]" in card
     for name in STAGES:
         assert f"| {name} | " in card and f"not built" not in card
-    assert "its training dialogues" in card
+    assert "its training dialogues" in card and "| base_listen | new dialogues" in card
+    assert "| base | " in card and f"{cfg.scaled().base_steps} steps x batch {cfg.scaled().batch_size}" in card
 
 
 def test_results_harness_runs_every_condition_and_resumes(tmp_path, smoke_bundle):
@@ -105,7 +106,7 @@ def test_ablation_variants_train_from_the_base_and_are_scored(smoke):
                           switching_answer_frames=4)
     rows = run_ablations(acfg)
     assert set(rows) == {"no_gate", "unshared_xa"}
-    base = load_model(result["base"]["result"]["checkpoint"])
+    base = load_model(result["base_listen"]["result"]["checkpoint"])  # the frozen base: after its last phase
     for name, adapters in (("no_gate", {"gate": "none"}), ("unshared_xa", {"shared_xa": False})):
         model = load_model(Path(cfg.work) / "ablations" / name / "bundle" / "model.safetensors")
         for k, v in adapters.items():
@@ -125,4 +126,6 @@ def test_stage_settings_follow_dependencies():
     changed = {n for n in STAGES if stage_settings(a, n) != stage_settings(dataclasses.replace(a, adapter_steps=7), n)}
     assert changed == {"adapters", "bundle"}
     changed = {n for n in STAGES if stage_settings(a, n) != stage_settings(dataclasses.replace(a, base_max_pairs=a.base_max_pairs + 1), n)}
-    assert changed == {"base_data", "base", "adapters", "bundle"}
+    assert changed == {"base_data", "base", "base_listen", "adapters", "bundle"}
+    changed = {n for n in STAGES if stage_settings(a, n) != stage_settings(dataclasses.replace(a, listen_steps=1), n)}
+    assert changed == {"base_listen", "adapters", "bundle"}
