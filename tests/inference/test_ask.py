@@ -131,3 +131,16 @@ def test_typed_answer_ends_at_the_first_padding_after_a_word(bundle_dir, monkeyp
                  cfg=AskConfig(max_answer_frames=30, end_pad_frames=4, typed_end_pad_frames=4,
                                sampling=ask_module.SamplingConfig(0, 0, 0, 0)))
     assert pieces[1] in [p for p, _ in longer.pieces]
+
+
+def test_default_question_voices_are_deterministic():
+    """`eval run` and the demo speak questions with their default voices: the same question must give the
+    same audio every time, or two identical runs answer differently (piper samples noise: it did)."""
+    from moshivis.audio.tts import make_tts
+    from moshivis.eval.run import RunConfig
+    from moshivis.inference.demo import DEMO_VOICE
+
+    for spec in (*RunConfig().voices, DEMO_VOICE):
+        voice = make_tts(spec)
+        a, b = voice.synthesize("what color is the shape?")[0], voice.synthesize("what color is the shape?")[0]
+        assert a.shape == b.shape and np.array_equal(a, b), spec
