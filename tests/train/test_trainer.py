@@ -170,3 +170,12 @@ def test_drop_images_trains_blind_on_image_samples(tmp_path, monkeypatch):
     monkeypatch.setattr(trainer.images, "batch", refuse)
     history = trainer.run(show_progress=False)
     assert len(history) == 2 and history[-1].gate_related is None
+
+
+def test_adapters_mode_survives_a_batch_with_no_image(tmp_path):
+    """Only image-free samples in adapters mode: no trainable parameter is reached, the loss has no graph.
+    The step must record it and go on (length buckets made such a batch in the p_audio 0 ablation)."""
+    shards = make_colour_shards(tmp_path, n=8, audio_only=16)
+    cfg = config(tmp_path, shards, steps=2, **{"data.image_samples": 0, "data.audio_only": 1})
+    history = Trainer(cfg, SINGLE).run(show_progress=False)
+    assert len(history) == 2 and all(math.isfinite(h.loss) for h in history)
