@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..inference.ask import AskConfig, Question, ask_batch
+from ..inference.ask import QUESTION_VOICE, AskConfig, Question, ask_batch
 from ..inference.bundle import Bundle
 from ..models.vision import preprocess_images
 from .items import EvalItem
@@ -30,10 +30,7 @@ from .items import EvalItem
 class RunConfig:
     prompt: str = "text"  # "text" | "audio"
     batch_size: int = 8
-    # TTS for audio prompts when the item has no question audio. A deterministic voice by default: piper
-    # samples noise (two renderings of one sentence differ in length), and two identical runs of 16 spoken
-    # questions then gave 3 of 16 equal answers on the embedded model (stop 11).
-    voices: Sequence[str] = ("flite:kal16",)
+    voices: Sequence[str] = (QUESTION_VOICE,)  # TTS for audio prompts when the item has no question audio
     keep_wav: str | None = None  # folder for the spoken answers
     ask: AskConfig | None = None
     use_image: bool = True  # False: no image at all (the blind baseline: the frozen base as it was)

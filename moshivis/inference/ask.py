@@ -22,6 +22,12 @@ from ..models.moshivis import MoshiVis
 from .generator import Generator, SamplingConfig
 
 
+# The voice that speaks a question given as text (the demo, `eval run`): deterministic, because piper samples
+# noise (two renderings of one sentence differ in length) and two identical runs of 16 spoken questions
+# then agreed on 3 answers with the embedded model (stop 11).
+QUESTION_VOICE = "flite:kal16"
+
+
 @dataclass
 class AskConfig:
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(0, 0, 0, 0))

@@ -8,12 +8,10 @@ from dataclasses import dataclass
 from typing import Callable
 from pathlib import Path
 
-from .ask import AskConfig, AskResult, ask
+from .ask import QUESTION_VOICE, AskConfig, AskResult, ask
 from .bundle import load_bundle
 
 DEFAULT_QUESTION = "What color is the shape?"
-# A deterministic voice (piper samples noise, so its questions and the demo's answer changed run to run).
-DEMO_VOICE = "flite:kal16"
 
 
 def default_image() -> str:
@@ -50,7 +48,7 @@ def run_demo(bundle_dir: str | os.PathLike, image: str | None = None, question: 
     image = image or default_image()
     model = bundle.model
     embeds = model.encode_image(preprocess_images(image, model.cfg.vision.image_size))
-    audio, _ = make_tts(DEMO_VOICE).synthesize(question)
+    audio, _ = make_tts(QUESTION_VOICE).synthesize(question)
     cfg = AskConfig(realtime=realtime, on_piece=None if on_piece is None else lambda b, p, g: on_piece(p, g))
     result = ask(model, bundle.tokenizer, bundle.codec, embeds, question_audio=audio, cfg=cfg)
     wav = None

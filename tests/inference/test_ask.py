@@ -138,9 +138,9 @@ def test_default_question_voices_are_deterministic():
     same audio every time, or two identical runs answer differently (piper samples noise: it did)."""
     from moshivis.audio.tts import make_tts
     from moshivis.eval.run import RunConfig
-    from moshivis.inference.demo import DEMO_VOICE
+    from moshivis.inference.ask import QUESTION_VOICE
 
-    for spec in (*RunConfig().voices, DEMO_VOICE):
+    for spec in (*RunConfig().voices, QUESTION_VOICE):
         voice = make_tts(spec)
         a, b = voice.synthesize("what color is the shape?")[0], voice.synthesize("what color is the shape?")[0]
         assert a.shape == b.shape and np.array_equal(a, b), spec
