@@ -293,7 +293,7 @@ def cmd_tinyworld_ablations(args: argparse.Namespace) -> int:
     from .tinyworld.ablations import AblationConfig, markdown, run_ablations
 
     cfg = AblationConfig(work=args.work, steps=args.steps, questions=args.questions, unrelated=args.unrelated,
-                         switching=args.switching)
+                         switching=args.switching, data_stage=args.data_stage)
     if args.variants:
         cfg.variants = tuple(args.variants)
     print(markdown(run_ablations(cfg), cfg))
@@ -314,6 +314,21 @@ def cmd_eval_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _voice_pool(specs: list[str] | None) -> tuple[str, ...]:
+    """TTS voices for spoken prompts; `tinyworld-train` stands for the embedded model's training voices."""
+    from .inference.ask import QUESTION_VOICE
+
+    out: list[str] = []
+    for spec in specs or [QUESTION_VOICE]:
+        if spec == "tinyworld-train":
+            from .tinyworld.stages import user_voices
+
+            out += user_voices()
+        else:
+            out.append(spec)
+    return tuple(out)
+
+
 def cmd_eval_run(args: argparse.Namespace) -> int:
     from .eval.benchmarks import load_benchmark
     from .eval.run import RunConfig, run_benchmark
@@ -321,9 +336,15 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
     from .inference.bundle import EMBEDDED_BUNDLE, load_bundle
 
     bundle = load_bundle(args.checkpoint or EMBEDDED_BUNDLE)
-    bench = load_benchmark(args.benchmark, args.data, split=args.split, limit=args.limit)
+    bench = load_benchmark(args.benchmark, args.data, split=args.split,
+                           limit=None if args.questions else args.limit)
     if sum(bench.report.errors.values()):
         print(bench.report.summary(), file=sys.stderr)  # what could not be loaded, by reason
+    items = list(bench.items)
+    if args.questions:  # a sample and its wordings (e.g. the results table's questions.jsonl)
+        from .eval.question_file import select_questions
+
+        items = select_questions(items, args.questions)[: args.limit]
 
     def correct(item, answer: str) -> float:  # running score: normalised match with any reference
         if item.benchmark == "easy-vqa":  # sentences: read the answer word back (eval.easy_vqa_metric)
@@ -332,8 +353,16 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
             return float(extract_answer(item.question, answer) in item.answers)
         return float(normalize_spoken(answer) in {normalize_spoken(a) for a in item.answers})
 
-    cfg = RunConfig(prompt=args.prompts, batch_size=args.batch_size, keep_wav=args.keep_wav)
-    summary = run_benchmark(bundle, list(bench.items), args.out, cfg, correct=correct)
+    from .inference.ask import AskConfig
+
+    ask_cfg = AskConfig(seed=args.seed)
+    if args.end_pad_frames is not None:
+        ask_cfg.end_pad_frames = ask_cfg.typed_end_pad_frames = args.end_pad_frames
+    if args.max_answer_frames is not None:
+        ask_cfg.max_answer_frames = args.max_answer_frames
+    cfg = RunConfig(prompt=args.prompts, batch_size=args.batch_size, keep_wav=args.keep_wav,
+                    voices=_voice_pool(args.voices), ask=ask_cfg)
+    summary = run_benchmark(bundle, items, args.out, cfg, correct=correct)
     print(json.dumps({**summary, "predictions": args.out}))
     return 0
 
@@ -344,7 +373,12 @@ def cmd_eval_score(args: argparse.Namespace) -> int:
     from .eval.score import score
 
     gt = load_benchmark(args.benchmark, args.data, split=args.split)
-    if args.only_predicted:  # a partial run (--limit): score the questions it answered, say so in the report
+    if args.questions:  # score the sample (and wordings) the run asked, e.g. the results table's questions
+        from .eval.question_file import select_questions
+
+        result = score(args.benchmark, args.predictions, select_questions(list(gt.items), args.questions))
+        result["questions"] = args.questions
+    elif args.only_predicted:  # a partial run (--limit): score the questions it answered, say so in the report
         from .eval.score import read_predictions
 
         ids = {p.id for p in read_predictions(args.predictions)}
@@ -451,6 +485,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--questions", type=int, default=300)
     a.add_argument("--unrelated", type=int, default=100)
     a.add_argument("--switching", type=int, default=50)
+    a.add_argument("--data-stage", default="adapter_data", choices=["adapter_data", "image_data"],
+                   help="the adapters' dialogues (image_data: the ones the base heard, as stops 11-12 measured)")
     a.set_defaults(func=cmd_tinyworld_ablations)
 
     p = sub.add_parser("eval", help="evaluation on the paper's benchmarks")
@@ -464,6 +500,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=int, default=None)
     e.add_argument("--batch-size", type=int, default=8)
     e.add_argument("--keep-wav", default=None, help="folder for the spoken answers")
+    e.add_argument("--questions", default=None,
+                   help="JSONL {id, question?}: ask only these items, in these words (eval/question_file.py)")
+    e.add_argument("--voices", nargs="+", default=None,
+                   help="TTS voice pool for audio prompts (engine:voice ...; tinyworld-train = the embedded "
+                        "model's training voices); an item's voice is fixed by its id")
+    e.add_argument("--end-pad-frames", type=int, default=None,
+                   help="the answer ends after this many padding frames (default: 10 spoken, 1 typed)")
+    e.add_argument("--max-answer-frames", type=int, default=None, help="cut an answer after this many frames")
+    e.add_argument("--seed", type=int, default=0, help="sampling seed (the default greedy decoding needs none)")
     e.add_argument("--out", default="predictions.jsonl")
     e.set_defaults(func=cmd_eval_run)
 
@@ -473,6 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", default=None, help="the benchmark's files (folder or file; not needed for easy-vqa)")
     e.add_argument("--split", default=None)
     e.add_argument("--out", default=None, help="write report.json / report.md / report.png here")
+    e.add_argument("--questions", default=None,
+                   help="JSONL {id, question?}: score this sample in these words (as `eval run --questions`)")
     e.add_argument("--only-predicted", action="store_true",
                    help="score only the questions that have predictions (partial runs); default: missing = wrong")
     e.add_argument("--json", action="store_true")

@@ -40,7 +40,6 @@ def sample_id(d: Dialogue, kind: str) -> str:
     return f"{d.id}/{kind}"
 
 
-
 class StageFailure(Exception):
     """Internal: one sample failed at `stage` with `error`; the run records it and goes on."""
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .recipe import STAGES
+from .stages import LISTEN_MAX_FRAMES
 
 
 def _done(work: Path, name: str) -> dict[str, Any] | None:
@@ -92,13 +93,13 @@ def model_card(work: str | Path, results: dict[str, Any] | None, bundle: str | P
 def _summary(name: str, d: dict[str, Any]) -> str:
     r = d.get("result", {})
     s = d.get("settings", {}).get("fields", {})  # the stage's own recipe fields
-    if name in ("base_data", "image_data"):
+    if name in ("base_data", "image_data", "adapter_data"):
         kinds = _manifest_kinds(r.get("shards"))
         parts = [f"{k} {v['samples']:,} ({v.get('audio_hours', 0):.1f} h audio)" for k, v in kinds.items()]
         return "; ".join(parts) or "-"
     if name in ("base", "base_listen", "adapters"):
         steps = s.get({"base": "base_steps", "base_listen": "listen_steps", "adapters": "adapter_steps"}[name])
-        frames = 1000 if name == "base_listen" else s.get("max_frames")  # base_listen: whole dialogues
+        frames = LISTEN_MAX_FRAMES if name == "base_listen" else s.get("max_frames")  # base_listen: whole dialogues
         loss = r.get("final_loss")
         return (f"{steps} steps x batch {s.get('batch_size')} x <= {frames} frames"
                 + (f", final loss {loss:.3f}" if isinstance(loss, (int, float)) else ""))

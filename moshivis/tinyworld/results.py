@@ -35,6 +35,7 @@ import torch
 
 from ..eval.easy_vqa_metric import easy_vqa_scores, extract_answer
 from ..eval.items import EvalItem
+from ..eval.question_file import write_question_file
 from ..eval.run import RunConfig, read_rows, run_benchmark
 from ..eval.unrelated import key_answer, unrelated_items, unrelated_scores
 from ..inference.bundle import EMBEDDED_BUNDLE, Bundle, load_bundle
@@ -174,6 +175,8 @@ def evaluate(cfg: ResultsConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     bundle = load_bundle(cfg.bundle)
     items = easy_vqa_questions(cfg.questions, cfg.seed)
+    # The sample and its wordings, for `moshivis eval run/score --questions` (the same numbers, by CLI).
+    write_question_file(items, out / "questions.jsonl", meta_keys=("wording",))
     train_voices = user_voices()
     previous = out / "results.json"  # conditions measured before (a run of a subset keeps the others)
     res: dict[str, Any] = json.loads(previous.read_text()) if previous.is_file() else {}

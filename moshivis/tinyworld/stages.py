@@ -152,6 +152,7 @@ def stage_base_data(stage: Stage) -> dict[str, Any]:
 
 PROBE_DIALOGUES = 60  # per side (training / held-out) of the base's probe
 PROBE_SEED_OFFSET = 777  # held-out dialogues: the same generator and voices, another seed
+LISTEN_MAX_FRAMES = 1000  # base_listen trains on whole dialogues: the synth's longest is 1,000 frames
 
 
 def base_probe(stage: Stage, checkpoint: str) -> dict[str, Any]:
@@ -164,8 +165,10 @@ def base_probe(stage: Stage, checkpoint: str) -> dict[str, Any]:
     from ..models.loaders import load_model
 
     n = 2 if stage.cfg.smoke else PROBE_DIALOGUES
-    heldout = stage.dir / "heldout"
-    _base_dialogues(stage, heldout, n, stage.cfg.seed + PROBE_SEED_OFFSET)
+    # One set of new dialogues for every probe (base, base_listen): made once, in the base stage's folder.
+    heldout = Path(stage.cfg.work) / "base" / "heldout"
+    if not _has_shards(heldout):
+        _base_dialogues(stage, heldout, n, stage.cfg.seed + PROBE_SEED_OFFSET)
     lm = load_model(checkpoint).eval().lm
     out: dict[str, Any] = {}
     for name, src in (("train", _done(stage, "base_data")["shards"]), ("heldout", str(heldout))):
@@ -203,14 +206,29 @@ def _train(stage: Stage, overrides: list[str]) -> dict[str, Any]:
     return {"checkpoint": str(last), "final_loss": history[-1].loss if history else None, "run": str(run)}
 
 
+def _has_shards(folder: Path) -> bool:
+    from ..data.shards import ShardError, read_manifest
+
+    try:
+        return bool(read_manifest(folder))
+    except (FileNotFoundError, ShardError):
+        return False
+
+
+def base_text_shards(cfg: Any) -> Path | None:
+    """The base dialogues as text only (the typed format adapters will use): made by the base stage when
+    `base_text_weight` > 0, trained on again by `base_listen`; None when the recipe has none."""
+    return Path(cfg.work) / "base" / "text_shards" if cfg.base_text_weight > 0 else None
+
+
 def stage_base(stage: Stage) -> dict[str, Any]:
     """`full` training on the spoken base dialogues; with weight `base_text_weight` the same dialogues as
     text only (made here: no TTS, seconds), so the base knows the typed format adapters will use; with
     weight `base_image_dialogues` the image dialogues with their images dropped (language and priors)."""
     cfg = stage.cfg
     shards = [_done(stage, "base_data")["shards"]]
-    if cfg.base_text_weight > 0:
-        text = stage.dir / "text_shards"
+    text = base_text_shards(cfg)
+    if text is not None:
         _base_dialogues(stage, text, cfg.base_dialogues, cfg.seed, audio_only_as="text")
         shards.append(str(text))
     if cfg.base_image_dialogues > 0:
@@ -231,14 +249,13 @@ def stage_base_listen(stage: Stage) -> dict[str, Any]:
     first = _done(stage, "base")["checkpoint"]
     if cfg.listen_steps <= 0:
         return {"checkpoint": first, "steps": 0}
-    shards = [_done(stage, "base_data")["shards"], str(Path(cfg.work) / "base" / "text_shards"),
-              _done(stage, "image_data")["shards"]]
-    text_weight = 0.25 if Path(shards[1]).is_dir() else 0.0
-    if not text_weight:
-        shards.pop(1)
+    text = base_text_shards(cfg)
+    shards = [_done(stage, "base_data")["shards"], *([str(text)] if text else []), _done(stage, "image_data")["shards"]]
+    text_weight = 0.25 if text else 0.0
     result = _train(stage, ["mode=full", f"model.checkpoint={first}", f"data.shards=[{','.join(shards)}]",
                             "data.image_samples=1.0", "data.p_audio=1.0", "data.drop_images=true",
-                            "data.audio_only=0.5", f"data.text_only={text_weight}", "data.max_frames=1000",
+                            "data.audio_only=0.5", f"data.text_only={text_weight}",
+                            f"data.max_frames={LISTEN_MAX_FRAMES}",
                             f"steps={cfg.listen_steps}", "optim.lr=5e-4", "optim.warmup_steps=50"])
     return {**result, "probe": base_probe(stage, result["checkpoint"])}
 
@@ -250,7 +267,7 @@ def frozen_base(work: str | Path) -> str:
     return stage_result(work, "base_listen")["checkpoint"]
 
 
-def stage_image_data(stage: Stage) -> dict[str, Any]:
+def _image_dialogues(stage: Stage, seed: int) -> dict[str, Any]:
     from ..data.synth import DialogueConfig, SourceConfig
 
     cfg = stage.cfg
@@ -258,11 +275,22 @@ def stage_image_data(stage: Stage) -> dict[str, Any]:
                   source=SourceConfig(kind="easy-vqa", split="train", limit=cfg.image_rows),
                   dialogues=DialogueConfig(question_types=["properties", "mixed", "misleading"], max_turns=cfg.max_turns,
                                            paraphrase_prob=cfg.paraphrase_prob),
-                  audio_only=cfg.audio_only, speech_fraction=cfg.speech_fraction, p_concat=cfg.p_concat)
+                  audio_only=cfg.audio_only, speech_fraction=cfg.speech_fraction, p_concat=cfg.p_concat, seed=seed)
+
+
+def stage_image_data(stage: Stage) -> dict[str, Any]:
+    """easy-vqa train dialogues for the base (images dropped: language and priors)."""
+    return _image_dialogues(stage, stage.cfg.seed)
+
+
+def stage_adapter_data(stage: Stage) -> dict[str, Any]:
+    """The same generator with another seed (other questions, voices, wordings, and another half of the
+    images spoken): dialogues the frozen base never heard, for the adapters (RecipeConfig's reason)."""
+    return _image_dialogues(stage, stage.cfg.seed + stage.cfg.adapter_data_seed_offset)
 
 
 def stage_adapters(stage: Stage) -> dict[str, Any]:
-    return _train(stage, adapter_overrides(frozen_base(stage.cfg.work), _done(stage, "image_data")["shards"],
+    return _train(stage, adapter_overrides(frozen_base(stage.cfg.work), _done(stage, "adapter_data")["shards"],
                                            stage.cfg.adapter_steps, 100))
 
 

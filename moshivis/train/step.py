@@ -27,4 +27,13 @@ class TrainStep(nn.Module):
             trace = GateTrace()
         out = self.model(codes, image=image, image_mask=present if image is not None else None, gates=trace)
         means = trace.means() if trace is not None else None
-        return moshi_loss(out, codes, loss_mask, self.weights), means
+        res = moshi_loss(out, codes, loss_mask, self.weights)
+        if image is None:
+            # No image in this micro-batch: the adapters are not reached, and in adapters mode the loss would
+            # have no graph at all. Every rank must back-propagate the same parameters (DDP's all-reduce
+            # waits for each one; a rank that skipped would hang the others), so the trainable parameters
+            # the forward did not use join the graph with weight zero: their gradient is exactly 0.
+            unused = [p for _, p in self.model.adapter_parameters() if p.requires_grad]
+            if unused:
+                res.text_sum = res.text_sum + 0.0 * torch.stack([p.sum() for p in unused]).sum()
+        return res, means

@@ -214,11 +214,10 @@ class Trainer:
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"non-finite loss {loss.item()} at step {self.step + 1}, micro-batch {i}, "
                                     f"samples {b['ids']}")
-            # In adapters mode a micro-batch with no image reaches no trainable parameter: its loss is
-            # recorded but has no graph. Length buckets make such batches (p_audio 0: the long image-free
-            # dialogues sort together, and the ablation crashed at step 21, stop 11).
-            if loss.requires_grad:
-                (loss * scale).backward()
+            # A micro-batch with no image still has a graph in adapters mode: TrainStep ties the unused
+            # adapters in with weight 0, so every rank runs the same backward (length buckets make such
+            # batches: the p_audio 0 ablation crashed at step 21 in stop 11 before this).
+            (loss * scale).backward()
             totals += torch.stack([loss.detach(), self.weights.text * res.text_sum.detach() / text_norm,
                                    self.weights.audio * res.audio_sum.detach() / audio_norm])
             tokens += int(mask[:, :9].sum())

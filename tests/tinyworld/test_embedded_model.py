@@ -70,3 +70,28 @@ def test_eval_run_and_score_end_to_end(tmp_path, capsys, prompts, n, floor):
     block = json.loads(capsys.readouterr().out)["prompts"][prompts]
     assert block["n_predictions"] == n and block["coverage"] == 100.0
     assert block["text_answer"]["accuracy"] >= floor, block["text_answer"]["accuracy"]
+
+
+def test_eval_run_reproduces_the_results_table(tmp_path, capsys):
+    """The results table's harness and `moshivis eval run/score --questions` on its written sample give
+    the same answers and the same accuracy, typed and spoken (training voices): one way of measuring."""
+    from moshivis.tinyworld.results import ResultsConfig, evaluate
+
+    res_dir = tmp_path / "results"
+    res = evaluate(ResultsConfig(out=str(res_dir), questions=8, conditions=("text", "audio_train"), batch_size=8,
+                                 progress=False))
+    sample = res_dir / "questions.jsonl"
+    assert [json.loads(x)["wording"] for x in sample.read_text().splitlines()] == ["seen", "held-out"] * 4
+    for prompts, table, voices in (("text", "text", []), ("audio", "audio_train", ["--voices", "tinyworld-train"])):
+        preds = tmp_path / f"{prompts}.jsonl"
+        assert main(["eval", "run", "--benchmark", "easy-vqa", "--questions", str(sample), "--prompts", prompts,
+                     "--batch-size", "8", "--out", str(preds), *voices]) == 0
+        ours = {r["id"]: r["answer"] for r in map(json.loads, preds.read_text().splitlines())}
+        theirs = {r["id"]: r["answer"] for r in map(json.loads, (res_dir / f"{table}.jsonl").read_text().splitlines())}
+        assert ours == theirs
+        capsys.readouterr()
+        assert main(["eval", "score", "--benchmark", "easy-vqa", "--predictions", str(preds), "--questions",
+                     str(sample), "--json"]) == 0
+        block = json.loads(capsys.readouterr().out)["prompts"][prompts]
+        assert block["coverage"] == 100.0
+        assert block["text_answer"]["accuracy"] == pytest.approx(res[table]["all"]["accuracy"], abs=0.01)

@@ -86,7 +86,7 @@ def test_results_harness_runs_every_condition_and_resumes(tmp_path, smoke_bundle
     assert res["unrelated"]["base"]["accuracy"] >= 0 and res["unrelated"]["adapted"]["gate_mean"] > 0
     assert res["switching"]["unrelated_q3"]["n"] == 2
     sizes = {p.name: p.stat().st_size for p in (tmp_path / "res").glob("*.jsonl")}
-    assert len(sizes) == 8
+    assert len(sizes) == 9  # 8 conditions + the sample itself (questions.jsonl)
     evaluate(cfg)
     assert {p.name: p.stat().st_size for p in (tmp_path / "res").glob("*.jsonl")} == sizes
     assert "| text prompt, image |" in (tmp_path / "res" / "results.md").read_text()

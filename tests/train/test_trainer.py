@@ -173,9 +173,18 @@ def test_drop_images_trains_blind_on_image_samples(tmp_path, monkeypatch):
 
 
 def test_adapters_mode_survives_a_batch_with_no_image(tmp_path):
-    """Only image-free samples in adapters mode: no trainable parameter is reached, the loss has no graph.
-    The step must record it and go on (length buckets made such a batch in the p_audio 0 ablation)."""
+    """Only image-free samples in adapters mode: the forward reaches no trainable parameter (length buckets
+    made such a batch in the p_audio 0 ablation). The step goes on, and the adapters still get a gradient,
+    exactly zero, so that under DDP every rank back-propagates the same parameters."""
     shards = make_colour_shards(tmp_path, n=8, audio_only=16)
     cfg = config(tmp_path, shards, steps=2, **{"data.image_samples": 0, "data.audio_only": 1})
-    history = Trainer(cfg, SINGLE).run(show_progress=False)
+    trainer = Trainer(cfg, SINGLE)
+    history = trainer.run(show_progress=False)
     assert len(history) == 2 and all(math.isfinite(h.loss) for h in history)
+    codes = torch.zeros(2, 17, 12, dtype=torch.long)  # token 0: a valid id in every stream
+    mask = torch.ones(2, 17, 12, dtype=torch.bool)
+    res, gates = trainer.step_module(codes, mask, None, torch.zeros(2, dtype=torch.bool))
+    assert gates is None
+    res.total(trainer.weights).backward()
+    grads = [p.grad for _, p in trainer.model.adapter_parameters()]
+    assert grads and all(g is not None and not g.any() for g in grads)
