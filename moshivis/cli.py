@@ -329,6 +329,18 @@ def _voice_pool(specs: list[str] | None) -> tuple[str, ...]:
     return tuple(out)
 
 
+def cmd_eval_reliance(args: argparse.Namespace) -> int:
+    from .data.shards import ShardReader
+    from .eval.image_reliance import image_reliance
+    from .inference.bundle import EMBEDDED_BUNDLE, load_bundle
+
+    bundle = load_bundle(args.checkpoint or EMBEDDED_BUNDLE)
+    res = image_reliance(bundle.model.eval(), ShardReader(args.shards), bundle.tokenizer.piece, args.per_kind)
+    print(json.dumps({"checkpoint": str(args.checkpoint or EMBEDDED_BUNDLE), "shards": args.shards,
+                      "key_word_accuracy": res.to_dict()}))
+    return 0
+
+
 def cmd_eval_run(args: argparse.Namespace) -> int:
     from .eval.benchmarks import load_benchmark
     from .eval.run import RunConfig, run_benchmark
@@ -373,19 +385,21 @@ def cmd_eval_score(args: argparse.Namespace) -> int:
     from .eval.score import score
 
     gt = load_benchmark(args.benchmark, args.data, split=args.split)
+    items = list(gt.items)
     if args.questions:  # score the sample (and wordings) the run asked, e.g. the results table's questions
         from .eval.question_file import select_questions
 
-        result = score(args.benchmark, args.predictions, select_questions(list(gt.items), args.questions))
-        result["questions"] = args.questions
-    elif args.only_predicted:  # a partial run (--limit): score the questions it answered, say so in the report
+        items = select_questions(items, args.questions)
+    if args.only_predicted:  # a partial run (--limit): score the questions it answered, say so in the report
         from .eval.score import read_predictions
 
         ids = {p.id for p in read_predictions(args.predictions)}
-        result = score(args.benchmark, args.predictions, [i for i in gt.items if i.id in ids])
+        items = [i for i in items if i.id in ids]
+    result = score(args.benchmark, args.predictions, items)
+    if args.questions:
+        result["questions"] = args.questions
+    if args.only_predicted:
         result["only_predicted"] = True
-    else:
-        result = score(args.benchmark, args.predictions, gt)
     report = build_report([result], run={"predictions": args.predictions, "data": args.data})
     if args.out:
         write_report(report, args.out)
@@ -532,6 +546,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=int, default=None, help="first N samples")
     e.add_argument("--hide-user-acoustic", action="store_true", help="the user's codebooks 1..7 set to -1")
     e.set_defaults(func=cmd_eval_probe)
+    e = ev.add_parser("reliance", help="teacher-forced answer words with the image, none, and a wrong one "
+                                       "(do the adapters look? has the base memorised the answers?)")
+    e.add_argument("--checkpoint", default=None, help="model bundle (default: the embedded model)")
+    e.add_argument("--shards", required=True, nargs="+", help="shard folder(s) of image dialogues")
+    e.add_argument("--per-kind", type=int, default=24, help="samples of each kind (image_speech, speechless)")
+    e.set_defaults(func=cmd_eval_reliance)
 
     p = sub.add_parser("train", help="train adapters (or a whole model) from a YAML config")
     p.add_argument("config", nargs="?", default=None, help="YAML config (defaults for every key otherwise)")

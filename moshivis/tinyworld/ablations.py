@@ -54,6 +54,11 @@ class AblationConfig:
     progress: bool = True
 
 
+def ablation_dir(cfg: AblationConfig) -> Path:
+    """work/ablations/<data stage>: variants trained on different dialogues are kept apart."""
+    return Path(cfg.work) / "ablations" / cfg.data_stage
+
+
 def train_variant(cfg: AblationConfig, name: str) -> Path:
     """Adapters of one variant, trained from the recipe's base; returns the bundle folder (resumable)."""
     from ..inference.bundle import write_bundle_file
@@ -66,7 +71,7 @@ def train_variant(cfg: AblationConfig, name: str) -> Path:
     work = Path(cfg.work)
     base, shards = frozen_base(work), stage_result(work, cfg.data_stage)["shards"]
     tokenizer, codec = stage_result(work, "tokenizer")["tokenizer"], stage_result(work, "codec")["codec"]
-    out = work / "ablations" / name
+    out = ablation_dir(cfg) / name
     bundle = out / "bundle"
     if (bundle / "bundle.json").is_file():
         return bundle
@@ -87,10 +92,10 @@ def train_variant(cfg: AblationConfig, name: str) -> Path:
 
 
 def run_ablations(cfg: AblationConfig) -> dict[str, Any]:
-    """Train and score every variant; writes `ablations.json` and `ablations.md` in work/ablations."""
+    """Train and score every variant; writes `ablations.json` and `ablations.md` in `ablation_dir`."""
     from .results import ResultsConfig, evaluate
 
-    out = Path(cfg.work) / "ablations"
+    out = ablation_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     rows: dict[str, Any] = {}
     for name in cfg.variants:

@@ -51,3 +51,4 @@ def test_errors_name_file_and_line(tmp_path, text, message):
 def test_missing_file(tmp_path):
     with pytest.raises(QuestionFileError, match="no such question file"):
         select_questions(_items(), tmp_path / "nope.jsonl")
+

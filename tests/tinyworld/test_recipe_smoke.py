@@ -98,7 +98,7 @@ def test_ablation_variants_train_from_the_base_and_are_scored(smoke):
     import torch
 
     from moshivis.models.loaders import load_model
-    from moshivis.tinyworld.ablations import AblationConfig, run_ablations
+    from moshivis.tinyworld.ablations import AblationConfig, ablation_dir, run_ablations
 
     cfg, result, _ = smoke
     acfg = AblationConfig(work=cfg.work, steps=2, variants=("no_gate", "unshared_xa"), questions=2, unrelated=2,
@@ -108,12 +108,13 @@ def test_ablation_variants_train_from_the_base_and_are_scored(smoke):
     assert set(rows) == {"no_gate", "unshared_xa"}
     base = load_model(result["base_listen"]["result"]["checkpoint"])  # the frozen base: after its last phase
     for name, adapters in (("no_gate", {"gate": "none"}), ("unshared_xa", {"shared_xa": False})):
-        model = load_model(Path(cfg.work) / "ablations" / name / "bundle" / "model.safetensors")
+        model = load_model(ablation_dir(acfg) / name / "bundle" / "model.safetensors")
         for k, v in adapters.items():
             assert getattr(model.cfg.adapters, k) == v
         for k, v in base.lm.state_dict().items():
             assert torch.equal(model.lm.state_dict()[k], v), k
-    assert "| no_gate |" in (Path(cfg.work) / "ablations" / "ablations.md").read_text()
+    md = (Path(cfg.work) / "ablations" / "adapter_data" / "ablations.md").read_text()
+    assert "| no_gate |" in md and "adapter_data stage" in md
 
 
 def test_stage_settings_follow_dependencies():
@@ -129,3 +130,19 @@ def test_stage_settings_follow_dependencies():
     assert changed == {"base_data", "base", "base_listen", "adapters", "bundle"}
     changed = {n for n in STAGES if stage_settings(a, n) != stage_settings(dataclasses.replace(a, listen_steps=1), n)}
     assert changed == {"base_listen", "adapters", "bundle"}
+
+
+def test_image_reliance_probe_on_the_smoke_build(smoke, smoke_bundle, capsys):
+    """`moshivis eval reliance`: answer-word accuracy with the image, none and a wrong one, per kind, on the
+    recipe's own adapter dialogues (toy model: only the bookkeeping is checked, not the values)."""
+    import json
+
+    from moshivis.cli import main
+
+    shards = smoke[1]["adapter_data"]["result"]["shards"]
+    assert main(["eval", "reliance", "--checkpoint", smoke_bundle, "--shards", shards, "--per-kind", "2"]) == 0
+    acc = json.loads(capsys.readouterr().out)["key_word_accuracy"]
+    assert set(acc) == {"image_speech", "speechless"}
+    for block in acc.values():
+        assert block["samples"] == 2 and block["tokens"] > 0
+        assert all(0.0 <= block[c] <= 1.0 for c in ("image", "none", "wrong"))
