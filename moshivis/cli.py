@@ -260,7 +260,7 @@ def cmd_tinyworld(args: argparse.Namespace) -> int:
     from .tinyworld.recipe import STAGES, RecipeConfig, build
 
     cfg = RecipeConfig(work=args.work, smoke=args.smoke, seed=args.seed, reuse_shipped=args.reuse_shipped,
-                       parallel=not args.serial)
+                       parallel=not args.serial, adapter_data_seed_offset=args.adapter_data_seed_offset)
     stages = tuple(args.stages) if args.stages else STAGES
     result = build(cfg, stages=stages, force=args.force)
     print(json.dumps({k: {"seconds": v.get("seconds"), **v.get("result", {})} for k, v in result.items()},
@@ -476,6 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the shipped codec and vision tower (tinyworld/codec, tinyworld/vision) instead of "
                         "retraining them")
     b.add_argument("--serial", action="store_true", help="run base_data and image_data one after the other")
+    b.add_argument("--adapter-data-seed-offset", type=int, default=0,
+                   help="0: adapters train on image_data (shipped); N: on dialogues made with seed + N, which the "
+                        "frozen base never heard (README, stop 12)")
     b.set_defaults(func=cmd_tinyworld)
     r = tw.add_parser("results", help="the embedded model's results table (resumable; results.json + .md)")
     r.add_argument("--bundle", default=None, help="model bundle folder (default: the embedded model)")

@@ -38,17 +38,40 @@ class RunConfig:
 
 
 def read_rows(path: str | os.PathLike, prompt: str) -> dict[str, dict]:
-    """The prediction rows of one prompt kind in a JSONL file, by id ({} when the file does not exist)."""
+    """The prediction rows of one prompt kind in a JSONL file, by id ({} when the file does not exist).
+    A last line cut short (a run killed while writing) is not a row; any other bad line is an error."""
     p = Path(path)
     if not p.is_file():
         return {}
     out: dict[str, dict] = {}
-    for line in p.read_text().splitlines():
-        if line.strip():
+    lines = p.read_text().splitlines()
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
             row = json.loads(line)
-            if row.get("prompt") == prompt:
-                out[str(row["id"])] = row
+        except json.JSONDecodeError as e:
+            if n == len(lines):
+                break
+            raise ValueError(f"{p}:{n}: not a JSON prediction row ({e.msg})") from None
+        if row.get("prompt") == prompt:
+            out[str(row["id"])] = row
     return out
+
+
+def drop_partial_line(path: str | os.PathLike) -> int:
+    """Cut a last line that lacks its newline (a run killed mid-write) so that appending starts on a
+    fresh line; returns the bytes removed."""
+    p = Path(path)
+    if not p.is_file():
+        return 0
+    data = p.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return 0
+    keep = data.rfind(b"\n") + 1
+    with open(p, "r+b") as f:
+        f.truncate(keep)
+    return len(data) - keep
 
 
 def done_ids(path: str | os.PathLike, prompt: str) -> set[str]:
@@ -73,6 +96,7 @@ def run_benchmark(bundle: Bundle, items: Sequence[EvalItem], out_jsonl: str | os
     if cfg.prompt not in ("text", "audio"):
         raise ValueError(f"prompt must be 'text' or 'audio', got {cfg.prompt!r}")
     model, codec = bundle.model, bundle.codec
+    drop_partial_line(out_jsonl)
     seen = done_ids(out_jsonl, cfg.prompt)
     todo = [it for it in items if str(it.id) not in seen]
     tts = None

@@ -284,8 +284,11 @@ def stage_image_data(stage: Stage) -> dict[str, Any]:
 
 
 def stage_adapter_data(stage: Stage) -> dict[str, Any]:
-    """The same generator with another seed (other questions, voices, wordings, and another half of the
-    images spoken): dialogues the frozen base never heard, for the adapters (RecipeConfig's reason)."""
+    """The adapters' dialogues: image_data's when `adapter_data_seed_offset` is 0; otherwise the same
+    generator with another seed (other questions, voices, wordings, another half of the images spoken):
+    dialogues the frozen base never heard (RecipeConfig says why)."""
+    if stage.cfg.adapter_data_seed_offset == 0:
+        return {**_done(stage, "image_data"), "same_as": "image_data"}
     return _image_dialogues(stage, stage.cfg.seed + stage.cfg.adapter_data_seed_offset)
 
 

@@ -144,3 +144,54 @@ def test_default_question_voices_are_deterministic():
         voice = make_tts(spec)
         a, b = voice.synthesize("what color is the shape?")[0], voice.synthesize("what color is the shape?")[0]
         assert a.shape == b.shape and np.array_equal(a, b), spec
+
+
+def test_interrupted_eval_run_resumes_to_the_same_score(bundle_dir, tmp_path, capsys, monkeypatch):
+    """A run stopped after two batches (and killed in the middle of writing a row) continues: the finished
+    questions are not asked again, and predictions and score equal an uninterrupted run's."""
+    from moshivis.eval import run as run_module
+
+    args = ["eval", "run", "--benchmark", "easy-vqa", "--checkpoint", str(bundle_dir), "--limit", "6",
+            "--batch-size", "2", "--prompts", "text"]
+    whole = tmp_path / "whole.jsonl"
+    assert main([*args, "--out", str(whole)]) == 0
+    capsys.readouterr()
+
+    real, asked = run_module.ask_batch, []
+
+    def stop_after_two_batches(model, tokenizer, codec, embeds, questions, cfg):
+        if len(asked) == 2:
+            raise KeyboardInterrupt  # what Ctrl-C does between batches
+        asked.append(len(questions))
+        return real(model, tokenizer, codec, embeds, questions, cfg)
+
+    part = tmp_path / "part.jsonl"
+    monkeypatch.setattr(run_module, "ask_batch", stop_after_two_batches)
+    with pytest.raises(KeyboardInterrupt):
+        main([*args, "--out", str(part)])
+    assert len(part.read_text().splitlines()) == 4
+    with open(part, "a") as f:
+        f.write('{"id": "test/4", "answer": "The sh')  # a kill in the middle of writing a row
+    monkeypatch.setattr(run_module, "ask_batch", real)
+    assert main([*args, "--out", str(part)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["answered"] == 2 and summary["skipped"] == 4
+
+    def rows(p):
+        return {r["id"]: r["answer"] for r in map(json.loads, p.read_text().splitlines())}
+    assert rows(part) == rows(whole)
+    scores = []
+    for p in (whole, part):
+        assert main(["eval", "score", "--benchmark", "easy-vqa", "--predictions", str(p), "--only-predicted",
+                     "--json"]) == 0
+        scores.append(json.loads(capsys.readouterr().out)["prompts"]["text"]["text_answer"])
+    assert scores[0] == scores[1]
+
+
+def test_a_bad_prediction_line_is_named(tmp_path):
+    from moshivis.eval.run import read_rows
+
+    p = tmp_path / "p.jsonl"
+    p.write_text('{"id": "1", "answer": "a", "prompt": "text"}\nnot json\n{"id": "2", "answer": "b", "prompt": "text"}\n')
+    with pytest.raises(ValueError, match="p.jsonl:2: not a JSON prediction row"):
+        read_rows(p, "text")

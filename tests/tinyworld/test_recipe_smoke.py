@@ -146,3 +146,22 @@ def test_image_reliance_probe_on_the_smoke_build(smoke, smoke_bundle, capsys):
     for block in acc.values():
         assert block["samples"] == 2 and block["tokens"] > 0
         assert all(0.0 <= block[c] <= 1.0 for c in ("image", "none", "wrong"))
+
+
+def test_adapter_data_with_a_seed_offset_is_new_dialogues(smoke):
+    """Offset 0 (the default): the adapters' dialogues are image_data's. Offset 1: the generator again with
+    another seed, so none of its dialogues is one the base trained on. (Last in the module: it rebuilds
+    the smoke build's adapter_data stage.)"""
+    import dataclasses
+
+    from moshivis.data.shards import ShardReader
+
+    cfg, result, _ = smoke
+    assert result["adapter_data"]["result"]["shards"] == result["image_data"]["result"]["shards"]
+    fresh = build(dataclasses.replace(cfg, adapter_data_seed_offset=1), stages=("adapter_data",), log=lambda _: None)
+    shards = fresh["adapter_data"]["result"]["shards"]
+    assert shards != result["image_data"]["result"]["shards"]
+    old = {s.id for s in ShardReader(result["image_data"]["result"]["shards"], load_images=False)}
+    new = [s for s in ShardReader(shards, load_images=False)]
+    assert new and not old & {s.id for s in new}
+    assert any(s.kind == "image_speech" for s in new)
