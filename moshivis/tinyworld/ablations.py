@@ -4,6 +4,7 @@
     no_gate       cross-attention added with no gate at all
     unshared_xa   one cross-attention per layer instead of one shared by all layers
     p_audio_0/25/100   share of image samples that are spoken (the rest are speechless text dialogues)
+    audio_weight_0.1   the audio loss at a tenth of the text loss (not in the paper; stop 12)
 
 Every variant trains fresh adapters for the same (reduced) number of steps from the same base, so they
 compare with each other (the `reference` row is the shipped settings at that budget, not the shipped
@@ -30,6 +31,7 @@ VARIANTS: dict[str, list[str]] = {
     "p_audio_0": ["data.p_audio=0.0"],
     "p_audio_25": ["data.p_audio=0.25"],
     "p_audio_100": ["data.p_audio=1.0"],
+    "audio_weight_0.1": ["data.p_audio=0.5", "optim.audio_weight=0.1"],
 }
 EVAL_CONDITIONS = ("text", "audio_train", "unrelated_adapted", "switching")
 
@@ -55,8 +57,9 @@ class AblationConfig:
 
 
 def ablation_dir(cfg: AblationConfig) -> Path:
-    """work/ablations/<data stage>: variants trained on different dialogues are kept apart."""
-    return Path(cfg.work) / "ablations" / cfg.data_stage
+    """work/ablations/<data stage>-<steps>: variants trained on other dialogues or for another number of
+    steps are kept apart (only rows of one folder compare)."""
+    return Path(cfg.work) / "ablations" / f"{cfg.data_stage}-{cfg.steps}"
 
 
 def train_variant(cfg: AblationConfig, name: str) -> Path:

@@ -55,6 +55,10 @@ class OptimSection:
     grad_clip: float = 1.0
     text_padding_weight: float = 0.5
     semantic_weight: float = 100.0
+    # Weight of the audio loss (Moshi's 8 codebooks, each a mean over targets) against the text loss. Lower
+    # it when adapters should spend their capacity on what the image changes (the words) rather than on
+    # Moshi's speech (stop 12's fresh-dialogue experiment).
+    audio_weight: float = 1.0
 
 
 @dataclass

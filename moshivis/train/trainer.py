@@ -79,7 +79,8 @@ class Trainer:
             for n, p in self.model.named_parameters():
                 if n not in self.trainable:
                     p.data = p.data.to(torch.bfloat16)
-        self.weights = LossWeights(text_padding=cfg.optim.text_padding_weight, semantic=cfg.optim.semantic_weight)
+        self.weights = LossWeights(audio=cfg.optim.audio_weight, text_padding=cfg.optim.text_padding_weight,
+                                   semantic=cfg.optim.semantic_weight)
         self.step_module = TrainStep(self.model, self.weights)
         self.wrapped = wrap(self.step_module, self.model, cfg.distributed, self.info,
                             torch.bfloat16 if use_bf16 and cfg.distributed == "fsdp" else None)

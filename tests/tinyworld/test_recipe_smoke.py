@@ -113,7 +113,7 @@ def test_ablation_variants_train_from_the_base_and_are_scored(smoke):
             assert getattr(model.cfg.adapters, k) == v
         for k, v in base.lm.state_dict().items():
             assert torch.equal(model.lm.state_dict()[k], v), k
-    md = (Path(cfg.work) / "ablations" / "adapter_data" / "ablations.md").read_text()
+    md = (ablation_dir(acfg) / "ablations.md").read_text()
     assert "| no_gate |" in md and "adapter_data stage" in md
 
 

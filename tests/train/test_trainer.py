@@ -188,3 +188,17 @@ def test_adapters_mode_survives_a_batch_with_no_image(tmp_path):
     res.total(trainer.weights).backward()
     grads = [p.grad for _, p in trainer.model.adapter_parameters()]
     assert grads and all(g is not None and not g.any() for g in grads)
+
+
+@pytest.mark.parametrize("audio_weight", [0.0, 0.25])
+def test_audio_weight_scales_the_audio_part_of_the_loss(tmp_path, audio_weight):
+    """`optim.audio_weight` multiplies the audio part (Moshi's codebooks) of the loss; the text part is
+    untouched, and the total is their sum."""
+    shards = make_colour_shards(tmp_path, n=8, audio_only=8)
+    full = Trainer(config(tmp_path / "a", shards, steps=1), SINGLE).run(show_progress=False)[0]
+    cut = Trainer(config(tmp_path / "b", shards, steps=1, **{"optim.audio_weight": audio_weight}),
+                  SINGLE).run(show_progress=False)[0]
+    assert full.audio_loss > 0
+    assert cut.text_loss == pytest.approx(full.text_loss, rel=1e-5)
+    assert cut.audio_loss == pytest.approx(audio_weight * full.audio_loss, rel=1e-5, abs=1e-7)
+    assert cut.loss == pytest.approx(cut.text_loss + cut.audio_loss, rel=1e-5)
