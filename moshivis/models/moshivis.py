@@ -35,12 +35,21 @@ class ImageContext:
 
 @dataclass
 class GateTrace:
-    """Gate values recorded during a forward: layer index -> [B, T, dim] (or [B, T, 1] for scalar gates)."""
+    """Gate values recorded during a forward, detached: layer index -> [B, T, dim] (or [B, T, 1] for scalar
+    gates); with `channel_means`, only their mean over channels, [B, T, 1] (what training logs).
+
+    Detached because a trace is only read. Holding the gates' graph made activation checkpointing keep
+    every layer's recomputed tensors alive until the step ended: the recompute of a layer fills all its
+    saved tensors, and those of the gate branch were never used by a backward. Measured on an H100, 7B
+    adapters, batch 8 x 30 s: +18.0 GB over the weights at the peak before, +3.6 GB after.
+    """
 
     values: dict[int, torch.Tensor] = field(default_factory=dict)
+    channel_means: bool = False
 
     def record(self, layer: int, g: torch.Tensor) -> None:
-        self.values[layer] = g
+        g = g.detach()
+        self.values[layer] = g.float().mean(-1, keepdim=True) if self.channel_means else g
 
     def means(self) -> torch.Tensor | None:
         """[B, T, L] mean gate per token and adapted layer, or None when nothing was recorded."""

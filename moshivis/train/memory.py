@@ -12,6 +12,8 @@ query and head, not the [T, S] probability matrix that the CPU math fallback wou
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -50,11 +52,24 @@ def _fused_sdpa(q, k, v, attn_mask=None, **_: Any) -> torch.Tensor:
     return _FusedAttention.apply(q, k, v)
 
 
+def planning_config(cfg: TrainConfig):
+    """The model config a dry run plans for, without downloading anything.
+
+    A local checkpoint of our format carries its config in the header, which is read (no weights). A hub id
+    is not fetched (a dry run is what one does before the weights are there; it waited ~30 s on retries
+    offline and then failed): the preset stands in, as it does for the released layouts, which carry none.
+    """
+    ck = cfg.model.checkpoint
+    if ck and not Path(ck).is_file():
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, checkpoint=None))
+    return model_config(cfg)
+
+
 def measure_activations(cfg: TrainConfig, batch: int, frames: int, checkpointing: bool,
                         drop_layers: tuple[int, int] = (0, 0), device: str = "meta") -> int:
     """Bytes autograd saves for one training forward of `batch` x `frames` (meta device, bf16).
     drop_layers: (temporal, depformer) layers removed, to measure one layer's share by difference."""
-    mc = model_config(cfg)
+    mc = planning_config(cfg)
     mc.lm.temporal.num_layers -= drop_layers[0]
     mc.lm.depformer.num_layers -= drop_layers[1]
     if mc.adapters is not None and mc.adapters.layers is not None:
@@ -94,7 +109,7 @@ def measure_activations(cfg: TrainConfig, batch: int, frames: int, checkpointing
 
 def training_memory(cfg: TrainConfig, gpus: int = 8, gpu_memory_gb: float = 80.0) -> dict[str, Any]:
     """Per-GPU memory (GB) of `cfg` with FSDP over `gpus` (1: no sharding)."""
-    mc = model_config(cfg)
+    mc = planning_config(cfg)
     model = build_model(mc, init=False)
     keep = trainable_names(model, cfg.mode)
     n_train = sum(p.numel() for n, p in model.named_parameters() if n in keep)

@@ -67,3 +67,11 @@ def set_trainable(model: MoshiVis, mode: str) -> list[nn.Parameter]:
         if n in keep:
             params.append(p)
     return params
+
+
+def frozen_to_bf16(model: MoshiVis, trainable: set[str]) -> None:
+    """Frozen weights are only read: keep them in bf16 (half the memory); trainable ones stay fp32 masters.
+    Used by the trainer under bf16 mixed precision and by `benchmarks/train_memory.py`."""
+    for n, p in model.named_parameters():
+        if n not in trainable:
+            p.data = p.data.to(torch.bfloat16)

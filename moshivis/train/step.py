@@ -24,7 +24,7 @@ class TrainStep(nn.Module):
         if features is not None and self.model.vision is not None and self.model.adapters is not None:
             embeds = self.model.vision.project(features)
             image = self.model.image_context(embeds)
-            trace = GateTrace()
+            trace = GateTrace(channel_means=True)  # detached means: logged, not trained
         out = self.model(codes, image=image, image_mask=present if image is not None else None, gates=trace)
         means = trace.means() if trace is not None else None
         res = moshi_loss(out, codes, loss_mask, self.weights)

@@ -28,7 +28,7 @@ from .distributed import DistInfo, all_reduce_sum, init_distributed, wrap
 from .images import ImageFeatureStore
 from .loss import LossWeights, target_weight_sums
 from .optim import build_optimizer, build_scheduler
-from .setup import build_training_model, trainable_names
+from .setup import build_training_model, frozen_to_bf16, trainable_names
 from .step import TrainStep
 
 
@@ -75,10 +75,7 @@ class Trainer:
         use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and self.info.device.type == "cuda")
         self.autocast_dtype = torch.bfloat16 if use_bf16 else None
         if use_bf16 and cfg.mode != "full":
-            # Frozen weights are only read: keep them in bf16 (half the memory); trainable ones stay fp32.
-            for n, p in self.model.named_parameters():
-                if n not in self.trainable:
-                    p.data = p.data.to(torch.bfloat16)
+            frozen_to_bf16(self.model, self.trainable)
         self.weights = LossWeights(audio=cfg.optim.audio_weight, text_padding=cfg.optim.text_padding_weight,
                                    semantic=cfg.optim.semantic_weight)
         self.step_module = TrainStep(self.model, self.weights)
