@@ -476,9 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the shipped codec and vision tower (tinyworld/codec, tinyworld/vision) instead of "
                         "retraining them")
     b.add_argument("--serial", action="store_true", help="run base_data and image_data one after the other")
-    b.add_argument("--adapter-data-seed-offset", type=int, default=0,
-                   help="0: adapters train on image_data (shipped); N: on dialogues made with seed + N, which the "
-                        "frozen base never heard (README, stop 12)")
+    b.add_argument("--adapter-data-seed-offset", type=int, default=1,
+                   help="N > 0 (default 1, shipped): adapters train on dialogues made with seed + N, which the "
+                        "frozen base never heard; 0: on image_data itself (README, stop 12)")
     b.set_defaults(func=cmd_tinyworld)
     r = tw.add_parser("results", help="the embedded model's results table (resumable; results.json + .md)")
     r.add_argument("--bundle", default=None, help="model bundle folder (default: the embedded model)")

@@ -4,7 +4,7 @@
     no_gate       cross-attention added with no gate at all
     unshared_xa   one cross-attention per layer instead of one shared by all layers
     p_audio_0/25/100   share of image samples that are spoken (the rest are speechless text dialogues)
-    audio_weight_0.1   the audio loss at a tenth of the text loss (not in the paper; stop 12)
+    audio_weight_1     the audio loss weighted as the text loss (the paper's; the recipe uses 0.1 since stop 13)
 
 Every variant trains fresh adapters for the same (reduced) number of steps from the same base, so they
 compare with each other (the `reference` row is the shipped settings at that budget, not the shipped
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .recipe import stage_result
+from .recipe import RecipeConfig, stage_result
 from .stages import adapter_overrides, frozen_base, run_overrides
 
 VARIANTS: dict[str, list[str]] = {
@@ -31,8 +31,9 @@ VARIANTS: dict[str, list[str]] = {
     "p_audio_0": ["data.p_audio=0.0"],
     "p_audio_25": ["data.p_audio=0.25"],
     "p_audio_100": ["data.p_audio=1.0"],
-    "audio_weight_0.1": ["data.p_audio=0.5", "optim.audio_weight=0.1"],
+    "audio_weight_1": ["data.p_audio=0.5", "optim.audio_weight=1.0"],
 }
+RECIPE = RecipeConfig()  # the adapter settings every variant starts from (it changes one of them)
 EVAL_CONDITIONS = ("text", "audio_train", "unrelated_adapted", "switching")
 
 
@@ -80,7 +81,8 @@ def train_variant(cfg: AblationConfig, name: str) -> Path:
         return bundle
     # The recipe's adapter run, with fresh adapters of the variant's kind; the variant's overrides come last.
     tc = load_config(None, [*run_overrides(out / "run", cfg.seed, cfg.batch_size, cfg.max_frames, cfg.steps),
-                            *adapter_overrides(base, shards, cfg.steps, 50), "model.fresh_adapters=true",
+                            *adapter_overrides(base, shards, cfg.steps, RECIPE.adapter_warmup_steps,
+                                               RECIPE.adapter_audio_weight),
                             *VARIANTS[name], *cfg.extra])
     Trainer(tc).run(resume=True, show_progress=cfg.progress)
     last = sorted((out / "run" / "checkpoints").iterdir())[-1] / "model.safetensors"

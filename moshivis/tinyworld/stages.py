@@ -184,13 +184,15 @@ def run_overrides(run: Path, seed: int, batch_size: int, max_frames: int, save_e
             "data.pad_to_max=false", "data.bucket_window=32"]
 
 
-def adapter_overrides(base: str, shards: str, steps: int, warmup_steps: int) -> list[str]:
-    """The adapter stage's recipe on the image data (the ablations start from it and change one thing)."""
+def adapter_overrides(base: str, shards: str, steps: int, warmup_steps: int, audio_weight: float) -> list[str]:
+    """The adapter stage's recipe on the image data (the ablations start from it and change one thing).
+    Adapters start fresh (seeded), not from whatever the base checkpoint carried."""
     from ..data.shards import read_manifest
 
     audio_only = 0.1 if "audio_only" in read_manifest(shards).get("kinds", {}) else 0.0
-    return ["mode=adapters", f"model.checkpoint={base}", f"data.shards=[{shards}]", "data.p_audio=0.5",
-            f"data.audio_only={audio_only}", f"steps={steps}", "optim.lr=2e-3", f"optim.warmup_steps={warmup_steps}"]
+    return ["mode=adapters", f"model.checkpoint={base}", "model.fresh_adapters=true", f"data.shards=[{shards}]",
+            "data.p_audio=0.5", f"data.audio_only={audio_only}", f"steps={steps}", "optim.lr=2e-3",
+            f"optim.warmup_steps={warmup_steps}", f"optim.audio_weight={audio_weight}"]
 
 
 def _train(stage: Stage, overrides: list[str]) -> dict[str, Any]:
@@ -293,8 +295,9 @@ def stage_adapter_data(stage: Stage) -> dict[str, Any]:
 
 
 def stage_adapters(stage: Stage) -> dict[str, Any]:
-    return _train(stage, adapter_overrides(frozen_base(stage.cfg.work), _done(stage, "adapter_data")["shards"],
-                                           stage.cfg.adapter_steps, 100))
+    cfg = stage.cfg
+    return _train(stage, adapter_overrides(frozen_base(cfg.work), _done(stage, "adapter_data")["shards"],
+                                           cfg.adapter_steps, cfg.adapter_warmup_steps, cfg.adapter_audio_weight))
 
 
 def stage_bundle(stage: Stage) -> dict[str, Any]:

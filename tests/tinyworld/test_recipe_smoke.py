@@ -130,6 +130,22 @@ def test_stage_settings_follow_dependencies():
     assert changed == {"base_data", "base", "base_listen", "adapters", "bundle"}
     changed = {n for n in STAGES if stage_settings(a, n) != stage_settings(dataclasses.replace(a, listen_steps=1), n)}
     assert changed == {"base_listen", "adapters", "bundle"}
+    changed = {n for n in STAGES
+               if stage_settings(a, n) != stage_settings(dataclasses.replace(a, adapter_audio_weight=1.0), n)}
+    assert changed == {"adapters", "bundle"}
+
+
+def test_adapters_stage_trains_with_the_recipe_settings(smoke):
+    """The adapters stage's run: fresh adapters, the audio loss at the recipe's weight (0.1), its warm-up,
+    on adapter_data's shards (read back from the config the trainer wrote)."""
+    import yaml
+
+    cfg, result, _ = smoke
+    run = yaml.safe_load((Path(result["adapters"]["result"]["run"]) / "config.yaml").read_text())
+    assert run["mode"] == "adapters" and run["model"]["fresh_adapters"] is True
+    assert run["optim"]["audio_weight"] == cfg.adapter_audio_weight == 0.1
+    assert run["optim"]["warmup_steps"] == cfg.adapter_warmup_steps
+    assert run["data"]["shards"] == [result["adapter_data"]["result"]["shards"]]
 
 
 def test_image_reliance_probe_on_the_smoke_build(smoke, smoke_bundle, capsys):
@@ -149,19 +165,20 @@ def test_image_reliance_probe_on_the_smoke_build(smoke, smoke_bundle, capsys):
 
 
 def test_adapter_data_with_a_seed_offset_is_new_dialogues(smoke):
-    """Offset 0 (the default): the adapters' dialogues are image_data's. Offset 1: the generator again with
-    another seed, so none of its dialogues is one the base trained on. (Last in the module: it rebuilds
-    the smoke build's adapter_data stage.)"""
+    """Offset 1 (the default): the adapters' dialogues are image_data's generator again with another seed,
+    so none of them is one the base trained on. Offset 0: image_data's own. (Last in the module: it
+    rebuilds the smoke build's adapter_data stage.)"""
     import dataclasses
 
     from moshivis.data.shards import ShardReader
 
     cfg, result, _ = smoke
-    assert result["adapter_data"]["result"]["shards"] == result["image_data"]["result"]["shards"]
-    fresh = build(dataclasses.replace(cfg, adapter_data_seed_offset=1), stages=("adapter_data",), log=lambda _: None)
-    shards = fresh["adapter_data"]["result"]["shards"]
+    assert cfg.adapter_data_seed_offset == 1
+    shards = result["adapter_data"]["result"]["shards"]
     assert shards != result["image_data"]["result"]["shards"]
     old = {s.id for s in ShardReader(result["image_data"]["result"]["shards"], load_images=False)}
     new = [s for s in ShardReader(shards, load_images=False)]
     assert new and not old & {s.id for s in new}
     assert any(s.kind == "image_speech" for s in new)
+    same = build(dataclasses.replace(cfg, adapter_data_seed_offset=0), stages=("adapter_data",), log=lambda _: None)
+    assert same["adapter_data"]["result"]["shards"] == result["image_data"]["result"]["shards"]
