@@ -5,6 +5,8 @@
     unshared_xa   one cross-attention per layer instead of one shared by all layers
     p_audio_0/25/100   share of image samples that are spoken (the rest are speechless text dialogues)
     audio_weight_1     the audio loss weighted as the text loss (the paper's; the recipe uses 0.1 since stop 13)
+    gate_shift_-1/0    dynamic gates that start half-open or wider (sigmoid(-1) = 0.27, sigmoid(0) = 0.5) instead
+                       of sigmoid(-4) = 0.018: the shipped gates stayed near 0.02 after training (stop 13)
 
 Every variant trains fresh adapters for the same (reduced) number of steps from the same base, so they
 compare with each other (the `reference` row is the shipped settings at that budget, not the shipped
@@ -32,6 +34,8 @@ VARIANTS: dict[str, list[str]] = {
     "p_audio_25": ["data.p_audio=0.25"],
     "p_audio_100": ["data.p_audio=1.0"],
     "audio_weight_1": ["data.p_audio=0.5", "optim.audio_weight=1.0"],
+    "gate_shift_-1": ["data.p_audio=0.5", "model.adapters.gate_shift=-1.0"],
+    "gate_shift_0": ["data.p_audio=0.5", "model.adapters.gate_shift=0.0"],
 }
 RECIPE = RecipeConfig()  # the adapter settings every variant starts from (it changes one of them)
 EVAL_CONDITIONS = ("text", "audio_train", "unrelated_adapted", "switching")
