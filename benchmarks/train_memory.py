@@ -27,10 +27,9 @@ import torch
 os.environ.setdefault("NO_TORCH_COMPILE", "1")
 
 from moshivis.train.config import load_config  # noqa: E402
-from moshivis.train.loss import LossWeights  # noqa: E402
 from moshivis.train.memory import GB, training_memory  # noqa: E402
 from moshivis.train.optim import build_optimizer  # noqa: E402
-from moshivis.train.setup import build_training_model, frozen_to_bf16, trainable_names  # noqa: E402
+from moshivis.train.setup import build_training_model, frozen_to_bf16, loss_weights, trainable_names  # noqa: E402
 from moshivis.train.step import TrainStep  # noqa: E402
 
 
@@ -95,7 +94,7 @@ def measure(config: str | None, overrides: list[str], micro_batch: int, frames: 
     trainable = trainable_names(model, cfg.mode)
     if cuda and cfg.mode != "full":
         frozen_to_bf16(model, trainable)
-    weights = LossWeights(audio=cfg.optim.audio_weight)
+    weights = loss_weights(cfg.optim)  # as the trainer weighs the loss
     step = TrainStep(model, weights)
     named = [(n, p) for n, p in step.named_parameters() if p.requires_grad]
     opt = build_optimizer(named, cfg.optim)

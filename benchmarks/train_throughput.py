@@ -26,6 +26,7 @@ from moshivis.train.optim import build_optimizer  # noqa: E402
 from moshivis.train.config import OptimSection  # noqa: E402
 from moshivis.train.setup import set_trainable  # noqa: E402
 from moshivis.train.step import TrainStep  # noqa: E402
+from train_memory import random_batch  # noqa: E402  (this folder: run as a script)
 
 
 def make(preset_name: str, mode: str, device: str, seed: int = 0):
@@ -61,14 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     dev = args.device
     dtype = torch.bfloat16 if dev.startswith("cuda") else None
     cfg = preset(args.preset)
-    g = torch.Generator().manual_seed(0)
-    codes = torch.randint(0, cfg.lm.audio_card, (args.batch, 17, args.frames), generator=g)
-    codes[:, 0] = torch.randint(0, cfg.lm.text_card, (args.batch, args.frames), generator=g)
-    mask = torch.zeros_like(codes, dtype=torch.bool)
-    mask[:, :9] = True
-    feats = torch.randn(args.batch, cfg.vision.num_tokens, cfg.vision.hidden_size, generator=g)
-    batch = (codes.to(dev), mask.to(dev), feats.to(dev), torch.ones(args.batch, dtype=torch.bool, device=dev))
-    tokens = int(mask[:, :9].sum())
+    *batch, tokens = random_batch(cfg, args.batch, args.frames, dev)
     runs = {m: make(args.preset, m, dev) for m in ("adapters", "full")}
     times: dict[str, list[float]] = {m: [] for m in runs}
     for i in range(args.steps + args.warmup):

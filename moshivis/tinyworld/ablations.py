@@ -37,7 +37,6 @@ VARIANTS: dict[str, list[str]] = {
     "gate_shift_-1": ["data.p_audio=0.5", "model.adapters.gate_shift=-1.0"],
     "gate_shift_0": ["data.p_audio=0.5", "model.adapters.gate_shift=0.0"],
 }
-RECIPE = RecipeConfig()  # the adapter settings every variant starts from (it changes one of them)
 EVAL_CONDITIONS = ("text", "audio_train", "unrelated_adapted", "switching")
 
 
@@ -85,8 +84,9 @@ def train_variant(cfg: AblationConfig, name: str) -> Path:
         return bundle
     # The recipe's adapter run, with fresh adapters of the variant's kind; the variant's overrides come last.
     tc = load_config(None, [*run_overrides(out / "run", cfg.seed, cfg.batch_size, cfg.max_frames, cfg.steps),
-                            *adapter_overrides(base, shards, cfg.steps, RECIPE.adapter_warmup_steps,
-                                               RECIPE.adapter_audio_weight),
+                            # the recipe's default adapter settings: each variant changes one of them
+                            *adapter_overrides(base, shards, cfg.steps, RecipeConfig.adapter_warmup_steps,
+                                               RecipeConfig.adapter_audio_weight),
                             *VARIANTS[name], *cfg.extra])
     Trainer(tc).run(resume=True, show_progress=cfg.progress)
     last = sorted((out / "run" / "checkpoints").iterdir())[-1] / "model.safetensors"

@@ -10,7 +10,8 @@ from torch import nn
 from ..config import ModelConfig, preset
 from ..models.loaders import build_model, checkpoint_config, load_model
 from ..models.moshivis import MoshiVis
-from .config import TrainConfig
+from .config import OptimSection, TrainConfig
+from .loss import LossWeights
 from .lora import attach_lora
 
 
@@ -75,3 +76,9 @@ def frozen_to_bf16(model: MoshiVis, trainable: set[str]) -> None:
     for n, p in model.named_parameters():
         if n not in trainable:
             p.data = p.data.to(torch.bfloat16)
+
+
+def loss_weights(optim: OptimSection) -> LossWeights:
+    """The loss weights a training config asks for (the trainer's and the benchmarks' one source)."""
+    return LossWeights(audio=optim.audio_weight, text_padding=optim.text_padding_weight,
+                       semantic=optim.semantic_weight)

@@ -26,9 +26,9 @@ from .checkpoint import (finalize, latest_checkpoint, load_model_weights, rng_st
 from .config import TrainConfig
 from .distributed import DistInfo, all_reduce_sum, init_distributed, wrap
 from .images import ImageFeatureStore
-from .loss import LossWeights, target_weight_sums
+from .loss import target_weight_sums
 from .optim import build_optimizer, build_scheduler
-from .setup import build_training_model, frozen_to_bf16, trainable_names
+from .setup import build_training_model, frozen_to_bf16, loss_weights, trainable_names
 from .step import TrainStep
 
 
@@ -76,8 +76,7 @@ class Trainer:
         self.autocast_dtype = torch.bfloat16 if use_bf16 else None
         if use_bf16 and cfg.mode != "full":
             frozen_to_bf16(self.model, self.trainable)
-        self.weights = LossWeights(audio=cfg.optim.audio_weight, text_padding=cfg.optim.text_padding_weight,
-                                   semantic=cfg.optim.semantic_weight)
+        self.weights = loss_weights(cfg.optim)
         self.step_module = TrainStep(self.model, self.weights)
         self.wrapped = wrap(self.step_module, self.model, cfg.distributed, self.info,
                             torch.bfloat16 if use_bf16 and cfg.distributed == "fsdp" else None)
