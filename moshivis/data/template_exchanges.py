@@ -213,13 +213,14 @@ class ExchangeBuilder:
             shape, color = self.attrs.shape, self.attrs.color
             if shape:
                 wrong = rng.choice([s for s in EASY_SHAPES if s != shape])
+                # What the image shows comes first, then the correction (easy_vqa_spoken_answer says why).
                 add(f"What color is the {wrong}?",
-                    f"There is no {wrong} in this picture. The only shape is {easy_thing(self.attrs)}.")
+                    f"The only shape is {easy_thing(self.attrs)}, so there is no {wrong} in this picture.")
             if shape and color:
                 wrong_c = rng.choice([c for c in EASY_COLORS if c != color])
-                add(f"Why is the {shape} {wrong_c}?", f"Actually, the {shape} isn't {wrong_c}, it's {color}.")
+                add(f"Why is the {shape} {wrong_c}?", f"The {shape} is {color}, not {wrong_c}.")
                 add(f"What is the {wrong_c} shape?",
-                    f"There's no {wrong_c} shape here. The only shape is {easy_thing(self.attrs)}.")
+                    f"The only shape is {easy_thing(self.attrs)}, so there's no {wrong_c} shape here.")
             add(rng.choice(["What are the two shapes in the picture?", "Which of the three shapes is the biggest?"]),
                 f"Actually, there is only one shape: {easy_thing(self.attrs)}.")
         else:

@@ -7,9 +7,12 @@ exact match of that word with the ground truth:
 
     shape, shape_of_color   the first shape word said ("The red shape is a circle." -> circle)
     color                   the first colour word said that the question did not name
-    has_color, has_shape    "yes"/"no" at the start of the answer
+    has_color, has_shape    "yes"/"no" at the start of the verdict
     not_color, not_shape    the fact, not the polarity: "That's right, there is no ..." -> yes;
                             "Actually, there is ..." -> no; otherwise a leading "yes"/"no"
+
+The verdict is the start of the answer, or what follows its first "so" when the answer says what it sees
+first ("The shape is blue, so no, there isn't a red shape.": the training sentences since stop 14).
 
 An answer with nothing to read (no shape word, no yes/no) extracts to None and counts as wrong. The raw
 exact match of the whole sentence is not reported: it is 0 for a model that talks in sentences.
@@ -53,6 +56,8 @@ def extract_answer(question: str, sentence: str) -> str | None:
     if intent == "color":
         named = parsed.value
         return next((w for w in words if w in EASY_COLORS and w != named), None)
+    if "so" in words:  # evidence first: the verdict follows the first "so"
+        words = words[words.index("so") + 1:]
     if intent.startswith("not_"):
         text = " ".join(words)
         if text.startswith(("that's right", "that is right")):

@@ -58,7 +58,8 @@ class RecipeConfig:
     # A second base phase on whole spoken dialogues (no text-only copies, image dialogues spoken only, still
     # without images): the first phase's mixture leaves the spoken image questions ~1/8 of its samples, and
     # the frozen base then mistook spoken easy-vqa questions for its small-talk ones (stop 11). 0: none.
-    listen_steps: int = 600
+    # 600 until stop 13 (32 min of the recipe); 300 since stop 14 to keep the rebuild within a session.
+    listen_steps: int = 300
     image_rows: int | None = None  # easy-vqa train images, one dialogue each (None: all 4,000)
     max_turns: int = 4
     speech_fraction: float = 0.5
@@ -157,7 +158,15 @@ class Stage:
                                            "result": result}, indent=2, default=str))
 
 
-PARALLEL = ("base_data", "image_data")
+PARALLEL = ("base_data", "image_data")  # the synth stages run side by side, two processes on two cores
+
+
+def parallel_group(cfg: RecipeConfig, stages: tuple[str, ...]) -> tuple[str, ...]:
+    """The stages the build hands to its two worker processes: PARALLEL, and adapter_data when it draws
+    its own dialogues (seed offset != 0 reads nothing of image_data), queued for whichever worker is
+    free first (the one whose stage was already done, on a rebuild of the image data)."""
+    extra = ("adapter_data",) if cfg.adapter_data_seed_offset != 0 and "adapter_data" in stages else ()
+    return (*PARALLEL, *extra)
 
 
 def _stage_fn(name: str) -> Callable[[Stage], dict[str, Any]]:
@@ -214,16 +223,17 @@ def build(cfg: RecipeConfig, stages: tuple[str, ...] = STAGES, force: bool = Fal
         raise ValueError(f"unknown stage(s) {unknown}; stages are {', '.join(STAGES)}")
     out: dict[str, Any] = {}
     side_by_side = cfg.parallel and all(s in stages for s in PARALLEL)
+    group = parallel_group(cfg, stages)
     for name in STAGES:
         if name not in stages or name in out:
             continue
-        if side_by_side and name in PARALLEL:
+        if side_by_side and name in group:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
 
             # spawn: a fresh interpreter per stage, no forked torch/CTranslate2 thread pools.
             with ProcessPoolExecutor(len(PARALLEL), mp_context=mp.get_context("spawn")) as pool:
-                futures = {n: pool.submit(_run_in_child, cfg, n, force) for n in PARALLEL}
+                futures = {n: pool.submit(_run_in_child, cfg, n, force) for n in group}
                 for n, f in futures.items():
                     out[n], lines = f.result()
                     if log is not print:  # print: the child printed them already

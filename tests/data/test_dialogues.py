@@ -94,7 +94,11 @@ def test_vqa_answers_are_spoken(easy_rows: list[SourceRow]) -> None:
         if q in said and a in ("yes", "no"):
             negated = " not " in q or " no " in q
             present = (a == "yes") != negated
-            assert said[q].startswith(("Yes", "Actually") if present else ("No", "That's right")), (q, a, said[q])
+            # What the image shows first (this image's known shape or colour), then the verdict.
+            about_color = parse_easy_vqa_question(q).intent.endswith("color")
+            seen = "The shape is blue, so " if about_color else "The shape is a rectangle, so "
+            verdict = ("yes", "actually") if present else ("no", "that's right")
+            assert said[q].startswith(seen) and said[q][len(seen):].startswith(verdict), (q, a, said[q])
 
 
 def test_turn_limits_and_numbers(easy_rows: list[SourceRow]) -> None:

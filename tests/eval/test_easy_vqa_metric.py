@@ -23,6 +23,12 @@ def test_hand_worked_sentences() -> None:
     # negated questions: the fact decides, not the first word
     assert extract_answer("Is there not a red shape?", "Actually, there is a red shape.") == "no"
     assert extract_answer("Is there not a circle?", "That's right, there is no circle.") == "yes"
+    # evidence first: the verdict follows the first "so", not the words before it
+    assert extract_answer("Is there a red shape?", "The shape is blue, so no, there isn't a red shape.") == "no"
+    assert extract_answer("Is there a red shape?", "The shape is red, so yes, there is a red shape.") == "yes"
+    assert extract_answer("Is there no circle?", "The shape is a circle, so actually there is a circle.") == "no"
+    assert extract_answer("Is there no circle?", "The shape is a triangle, so that's right, there is no circle.") == "yes"
+    assert extract_answer("Is there a circle?", "The shape is a circle, so.") is None  # no verdict said
     assert extract_answer("What shape is present?", "I don't know.") is None
     assert extract_answer("Not an easy-vqa question", "Yes.") is None
 

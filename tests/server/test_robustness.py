@@ -77,8 +77,18 @@ def test_storm_of_bad_messages(bundle):  # noqa: F811
         await server.start_server()
         try:
             async def good(n: int) -> list:
-                return [await chat(url(server), png(), voice(0.8, seed=i), tail_s=1.0, realtime=True)
-                        for i in range(n)]
+                out = []
+                for i in range(n):
+                    # A busy refusal is the server working as configured (16 abusers share 4 slots, and
+                    # under CPU contention their slots free late): the well-behaved client does what a
+                    # real one does, waits and tries again; any other error fails the test.
+                    for _ in range(20):
+                        res = await chat(url(server), png(), voice(0.8, seed=i), tail_s=1.0, realtime=True)
+                        if res.error is None or not res.error.startswith("busy"):
+                            break
+                        await asyncio.sleep(0.5)
+                    out.append(res)
+                return out
             # Warm-up: first allocations, caches, and a first storm of 200, so the baseline holds what any
             # long-running server holds (allocator arenas, aiohttp buffers).
             await good(1)

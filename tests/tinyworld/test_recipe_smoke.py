@@ -135,6 +135,21 @@ def test_stage_settings_follow_dependencies():
     assert changed == {"adapters", "bundle"}
 
 
+def test_adapter_data_is_synthesised_beside_the_other_data_stages(smoke):
+    """With its own seed, adapter_data reads nothing of image_data, so the build hands it to the two data
+    workers (it ran before the base, not after base_listen); with offset 0 it must wait for image_data."""
+    import dataclasses
+
+    from moshivis.tinyworld.recipe import parallel_group
+
+    cfg, _, logs = smoke
+    assert parallel_group(cfg, STAGES) == ("base_data", "image_data", "adapter_data")
+    assert parallel_group(dataclasses.replace(cfg, adapter_data_seed_offset=0), STAGES) == ("base_data", "image_data")
+    assert parallel_group(cfg, tuple(s for s in STAGES if s != "adapter_data")) == ("base_data", "image_data")
+    started = [line.split()[1] for line in logs if line.endswith(" ...")]
+    assert started.index("adapter_data") < started.index("base"), started
+
+
 def test_adapters_stage_trains_with_the_recipe_settings(smoke):
     """The adapters stage's run: fresh adapters, the audio loss at the recipe's weight (0.1), its warm-up,
     on adapter_data's shards (read back from the config the trainer wrote)."""
