@@ -260,7 +260,9 @@ def cmd_tinyworld(args: argparse.Namespace) -> int:
     from .tinyworld.recipe import STAGES, RecipeConfig, build
 
     cfg = RecipeConfig(work=args.work, smoke=args.smoke, seed=args.seed, reuse_shipped=args.reuse_shipped,
-                       parallel=not args.serial, adapter_data_seed_offset=args.adapter_data_seed_offset)
+                       parallel=not args.serial, adapter_data_seed_offset=args.adapter_data_seed_offset,
+                       evidence_first=args.evidence_first,
+                       **({} if args.listen_steps is None else {"listen_steps": args.listen_steps}))
     stages = tuple(args.stages) if args.stages else STAGES
     result = build(cfg, stages=stages, force=args.force)
     print(json.dumps({k: {"seconds": v.get("seconds"), **v.get("result", {})} for k, v in result.items()},
@@ -479,6 +481,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--adapter-data-seed-offset", type=int, default=1,
                    help="N > 0 (default 1, shipped): adapters train on dialogues made with seed + N, which the "
                         "frozen base never heard; 0: on image_data itself (README, stop 12)")
+    b.add_argument("--evidence-first", action="store_true",
+                   help="easy-vqa yes/no answers name what the image shows before the verdict (not shipped: "
+                        "README, stop 14)")
+    b.add_argument("--listen-steps", type=int, default=None,
+                   help="steps of the base's second phase on spoken image dialogues (default: the recipe's "
+                        "600; stop 14's evidence-first build: 300)")
     b.set_defaults(func=cmd_tinyworld)
     r = tw.add_parser("results", help="the embedded model's results table (resumable; results.json + .md)")
     r.add_argument("--bundle", default=None, help="model bundle folder (default: the embedded model)")

@@ -1,6 +1,6 @@
 """What an easy-vqa image shows: its one shape and colour as its QA pairs tell (`easy_vqa_attributes`),
 where the shape sits, read from the pixels (`easy_vqa_layout`), and Moshi's sentence for an easy-vqa
-question (`easy_vqa_spoken_answer`, evidence before verdict)."""
+question (`easy_vqa_spoken_answer`)."""
 
 from __future__ import annotations
 
@@ -47,16 +47,21 @@ def easy_thing(attrs: EasyVqaAttributes) -> str:
     return f"{article_for(words)} {words}"
 
 
-def easy_vqa_spoken_answer(p: EasyVqaQuestion, answer: str, attrs: EasyVqaAttributes, rng: random.Random) -> str:
-    """Moshi's sentence for an easy-vqa question. Yes/no answers say what the image shows FIRST, then the
-    verdict ("The shape is blue, so no, there isn't a red shape."), when the image's attribute is known.
+def easy_vqa_spoken_answer(p: EasyVqaQuestion, answer: str, attrs: EasyVqaAttributes, rng: random.Random,
+                           evidence_first: bool = False) -> str:
+    """Moshi's sentence for an easy-vqa question, adding what else is known.
 
-    Why evidence first: with the verdict first ("No, there isn't a red shape. The shape is blue."), the
-    yes/no word had to come from comparing the question with the image inside one token's forward pass,
-    and the adapters never learned it: typed has-colour accuracy equalled the blind base's (83.3 vs 82.6%,
-    stop 13) while the colour sentence after it was mostly right. Said first, the attribute is read from
-    the image (what colour/shape questions already do) and the verdict is a comparison of two words in
-    the text, which the base learns from the image dialogues with their images dropped."""
+    Yes/no answers: verdict first ("No, there isn't a red shape. The shape is blue."), or, with
+    `evidence_first` and the image's attribute known, what the image shows first and then the verdict
+    ("The shape is blue, so no, there isn't a red shape.").
+
+    Why the option: verdict first, the yes/no word must come from comparing the question with the image
+    inside one token's forward pass, and the adapters never learned it (typed has-colour accuracy equalled
+    the blind base's, 83.3 vs 82.6%, stop 13). Evidence first, the attribute is read from the image and the
+    verdict is a comparison of two words in the text. A full rebuild with it (stop 14) took colour
+    questions from 78 to 98% typed, but the base then said the verdict for "absent" even when the colour it
+    had just named was the one asked about (only 12% of easy-vqa's has/not-colour questions have it
+    present), and the typed total fell from 66.7 to 62.1%: README, stop 14."""
     a = answer.strip().lower()
     thing = easy_thing(attrs)
     if p.intent == "shape":
@@ -70,16 +75,18 @@ def easy_vqa_spoken_answer(p: EasyVqaQuestion, answer: str, attrs: EasyVqaAttrib
     bare = f"{p.value} shape" if is_color else str(p.value)  # "red shape" / "circle"
     named = f"{article_for(bare)} {bare}"
     known = attrs.color if is_color else attrs.shape
-    if known:
+    if evidence_first and known:
         seen = f"The shape is {known}" if is_color else f"The shape is {article_for(known)} {known}"
         if p.intent.startswith("has"):
             return f"{seen}, so yes, there is {named}." if present else f"{seen}, so no, there isn't {named}."
         # Negated question: answer the fact, not the polarity ("Is there not a red shape?" -> no -> there is one).
         return f"{seen}, so actually there is {named}." if present else f"{seen}, so that's right, there is no {bare}."
-    # The attribute is unknown (an image whose QA pairs never tell it): the verdict alone.
+    other = ""
+    if not present and known:
+        other = f" The shape is {known}." if is_color else f" The shape is {article_for(known)} {known}."
     if p.intent.startswith("has"):
-        return f"Yes, there is {named}." if present else f"No, there isn't {named}."
-    return f"Actually, there is {named}." if present else f"That's right, there is no {bare}."
+        return f"Yes, there is {named}." if present else f"No, there isn't {named}.{other}"
+    return f"Actually, there is {named}." if present else f"That's right, there is no {bare}.{other}"
 
 
 def easy_vqa_layout(path: str) -> tuple[str, str, str, float] | None:

@@ -126,7 +126,7 @@ class ExchangeBuilder:
                                      f"I see {easy_thing(self.attrs)} on a plain background.", opener=True))
             for p, q, a in self._easy_qa():
                 q2, para = self._maybe_paraphrase(q)
-                out.append(Exchange("properties", as_sentence(q2), easy_vqa_spoken_answer(p, a, self.attrs, rng),
+                out.append(Exchange("properties", as_sentence(q2), easy_vqa_spoken_answer(p, a, self.attrs, rng, self.config.evidence_first),
                                      paraphrased=para))
         else:
             for q, a in self.qa:
@@ -213,14 +213,20 @@ class ExchangeBuilder:
             shape, color = self.attrs.shape, self.attrs.color
             if shape:
                 wrong = rng.choice([s for s in EASY_SHAPES if s != shape])
-                # What the image shows comes first, then the correction (easy_vqa_spoken_answer says why).
                 add(f"What color is the {wrong}?",
-                    f"The only shape is {easy_thing(self.attrs)}, so there is no {wrong} in this picture.")
+                    f"The only shape is {easy_thing(self.attrs)}, so there is no {wrong} in this picture."
+                    if self.config.evidence_first else
+                    f"There is no {wrong} in this picture. The only shape is {easy_thing(self.attrs)}.")
             if shape and color:
                 wrong_c = rng.choice([c for c in EASY_COLORS if c != color])
-                add(f"Why is the {shape} {wrong_c}?", f"The {shape} is {color}, not {wrong_c}.")
-                add(f"What is the {wrong_c} shape?",
-                    f"The only shape is {easy_thing(self.attrs)}, so there's no {wrong_c} shape here.")
+                if self.config.evidence_first:  # what the image shows first (easy_vqa_spoken_answer)
+                    add(f"Why is the {shape} {wrong_c}?", f"The {shape} is {color}, not {wrong_c}.")
+                    add(f"What is the {wrong_c} shape?",
+                        f"The only shape is {easy_thing(self.attrs)}, so there's no {wrong_c} shape here.")
+                else:
+                    add(f"Why is the {shape} {wrong_c}?", f"Actually, the {shape} isn't {wrong_c}, it's {color}.")
+                    add(f"What is the {wrong_c} shape?",
+                        f"There's no {wrong_c} shape here. The only shape is {easy_thing(self.attrs)}.")
             add(rng.choice(["What are the two shapes in the picture?", "Which of the three shapes is the biggest?"]),
                 f"Actually, there is only one shape: {easy_thing(self.attrs)}.")
         else:
@@ -264,7 +270,7 @@ class ExchangeBuilder:
         if self.easy:
             for p, q, a in self._easy_qa():
                 q2, _ = self._maybe_paraphrase(q)
-                items.append(QuizItem(as_sentence(q2), a, easy_vqa_spoken_answer(p, a, self.attrs, rng),
+                items.append(QuizItem(as_sentence(q2), a, easy_vqa_spoken_answer(p, a, self.attrs, rng, self.config.evidence_first),
                                        _distractors(a, EASY_COLORS, rng)))
         else:
             for q, a in self.qa:

@@ -94,11 +94,21 @@ def test_vqa_answers_are_spoken(easy_rows: list[SourceRow]) -> None:
         if q in said and a in ("yes", "no"):
             negated = " not " in q or " no " in q
             present = (a == "yes") != negated
-            # What the image shows first (this image's known shape or colour), then the verdict.
+            assert said[q].startswith(("Yes", "Actually") if present else ("No", "That's right")), (q, a, said[q])
+    # evidence_first: what the image shows first (this image's known colour or shape), then the verdict.
+    d = make_dialogue(row, "properties", seed=1, config=TemplateConfig(min_turns=16, max_turns=16, evidence_first=True))
+    said = dict(zip([t.text.lower() for t in d.turns[::2]], [t.text for t in d.turns[1::2]]))
+    checked = 0
+    for q, (a,) in row.qa:
+        if q in said and a in ("yes", "no"):
+            negated = " not " in q or " no " in q
+            present = (a == "yes") != negated
             about_color = parse_easy_vqa_question(q).intent.endswith("color")
             seen = "The shape is blue, so " if about_color else "The shape is a rectangle, so "
             verdict = ("yes", "actually") if present else ("no", "that's right")
             assert said[q].startswith(seen) and said[q][len(seen):].startswith(verdict), (q, a, said[q])
+            checked += 1
+    assert checked
 
 
 def test_turn_limits_and_numbers(easy_rows: list[SourceRow]) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from moshivis.data.easy_vqa_answers import easy_vqa_attributes, easy_vqa_spoken_answer
 from moshivis.data.easy_vqa_wordings import paraphrase, parse_easy_vqa_question
 from moshivis.data.sources import easy_vqa_split
@@ -33,9 +35,10 @@ def test_hand_worked_sentences() -> None:
     assert extract_answer("Not an easy-vqa question", "Yes.") is None
 
 
-def test_every_generated_answer_reads_back_to_its_ground_truth() -> None:
+@pytest.mark.parametrize("evidence_first", [False, True])
+def test_every_generated_answer_reads_back_to_its_ground_truth(evidence_first: bool) -> None:
     """The sentences the data pipeline makes Moshi say, for every test question in its own wording and in
-    a paraphrase, give back exactly the ground-truth word."""
+    a paraphrase, give back exactly the ground-truth word (verdict first, and evidence first)."""
     texts, answers, image_ids, _ = easy_vqa_split("test")
     by_image: dict[int, list[tuple[str, list[str]]]] = {}
     for q, a, i in zip(texts, answers, image_ids):
@@ -47,7 +50,7 @@ def test_every_generated_answer_reads_back_to_its_ground_truth() -> None:
         for wording in (q, paraphrase(q, rng)):
             parsed = parse_easy_vqa_question(wording)
             assert parsed is not None
-            sentence = easy_vqa_spoken_answer(parsed, a, attrs, rng)
+            sentence = easy_vqa_spoken_answer(parsed, a, attrs, rng, evidence_first)
             assert extract_answer(wording, sentence) == a, (wording, a, sentence)
             n += 1
     assert n > 5000

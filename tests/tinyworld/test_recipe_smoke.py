@@ -133,6 +133,9 @@ def test_stage_settings_follow_dependencies():
     changed = {n for n in STAGES
                if stage_settings(a, n) != stage_settings(dataclasses.replace(a, adapter_audio_weight=1.0), n)}
     assert changed == {"adapters", "bundle"}
+    # the answer format changes both image dialogue sets and everything trained on them
+    changed = {n for n in STAGES if stage_settings(a, n) != stage_settings(dataclasses.replace(a, evidence_first=True), n)}
+    assert changed == {"image_data", "base", "base_listen", "adapter_data", "adapters", "bundle"}
 
 
 def test_adapter_data_is_synthesised_beside_the_other_data_stages(smoke):
@@ -197,3 +200,17 @@ def test_adapter_data_with_a_seed_offset_is_new_dialogues(smoke):
     assert any(s.kind == "image_speech" for s in new)
     same = build(dataclasses.replace(cfg, adapter_data_seed_offset=0), stages=("adapter_data",), log=lambda _: None)
     assert same["adapter_data"]["result"]["shards"] == result["image_data"]["result"]["shards"]
+
+
+def test_image_data_stages_pass_the_answer_format_to_the_synth(monkeypatch, tmp_path):
+    """`RecipeConfig.evidence_first` reaches the dialogue generator of both image dialogue stages."""
+    from moshivis.tinyworld import stages as S
+    from moshivis.tinyworld.recipe import Stage
+
+    seen: list[tuple[str, bool]] = []
+    monkeypatch.setattr(S, "_synth", lambda stage, out, **kw: seen.append((stage.name, kw["dialogues"].evidence_first)) or {})
+    for flag in (False, True):
+        cfg = RecipeConfig(work=str(tmp_path), evidence_first=flag)
+        S.stage_image_data(Stage(cfg, "image_data"))
+        S.stage_adapter_data(Stage(cfg, "adapter_data"))
+    assert seen == [("image_data", False), ("adapter_data", False), ("image_data", True), ("adapter_data", True)]
