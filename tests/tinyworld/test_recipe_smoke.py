@@ -83,7 +83,13 @@ def test_results_harness_runs_every_condition_and_resumes(tmp_path, smoke_bundle
     for key in ("text", "audio_train", "audio_heldout", "blind", "majority"):
         assert res[key]["all"]["n"] == 4 and res[key]["seen"]["n"] == 2 and res[key]["held-out"]["n"] == 2
     assert res["spoken_answers"]["n"] == 2
-    assert res["unrelated"]["base"]["accuracy"] >= 0 and res["unrelated"]["adapted"]["gate_mean"] > 0
+    assert res["unrelated"]["base"]["accuracy"] >= 0
+    # A toy model may say nothing in 12 frames; an answer with words has gates (sigmoid > 0), one without adds 0.
+    import json
+
+    said = [json.loads(line)["answer"] for line in (tmp_path / "res" / "unrelated_adapted.jsonl").open()]
+    gate = res["unrelated"]["adapted"]["gate_mean"]
+    assert gate > 0 if any(a.strip() for a in said) else gate >= 0, (said, gate)
     assert res["switching"]["unrelated_q3"]["n"] == 2
     sizes = {p.name: p.stat().st_size for p in (tmp_path / "res").glob("*.jsonl")}
     assert len(sizes) == 9  # 8 conditions + the sample itself (questions.jsonl)
