@@ -126,8 +126,8 @@ class ExchangeBuilder:
                                      f"I see {easy_thing(self.attrs)} on a plain background.", opener=True))
             for p, q, a in self._easy_qa():
                 q2, para = self._maybe_paraphrase(q)
-                out.append(Exchange("properties", as_sentence(q2), easy_vqa_spoken_answer(p, a, self.attrs, rng, self.config.evidence_first),
-                                     paraphrased=para))
+                said = easy_vqa_spoken_answer(p, a, self.attrs, rng, self.config.evidence_first)
+                out.append(Exchange("properties", as_sentence(q2), said, paraphrased=para))
         else:
             for q, a in self.qa:
                 ql = q.lower()
@@ -270,8 +270,8 @@ class ExchangeBuilder:
         if self.easy:
             for p, q, a in self._easy_qa():
                 q2, _ = self._maybe_paraphrase(q)
-                items.append(QuizItem(as_sentence(q2), a, easy_vqa_spoken_answer(p, a, self.attrs, rng, self.config.evidence_first),
-                                       _distractors(a, EASY_COLORS, rng)))
+                said = easy_vqa_spoken_answer(p, a, self.attrs, rng, self.config.evidence_first)
+                items.append(QuizItem(as_sentence(q2), a, said, _distractors(a, EASY_COLORS, rng)))
         else:
             for q, a in self.qa:
                 items.append(QuizItem(as_sentence(q), a, spoken_answer(q, a, rng), _distractors(a, SWAP_COLORS, rng)))

@@ -12,7 +12,7 @@ exact match of that word with the ground truth:
                             "Actually, there is ..." -> no; otherwise a leading "yes"/"no"
 
 The verdict is the start of the answer, or what follows its first "so" when the answer says what it sees
-first ("The shape is blue, so no, there isn't a red shape.": the training sentences since stop 14).
+first ("The shape is blue, so no, there isn't a red shape.": the data's `evidence_first` sentences).
 
 An answer with nothing to read (no shape word, no yes/no) extracts to None and counts as wrong. The raw
 exact match of the whole sentence is not reported: it is 0 for a model that talks in sentences.
