@@ -261,7 +261,7 @@ def cmd_tinyworld(args: argparse.Namespace) -> int:
 
     cfg = RecipeConfig(work=args.work, smoke=args.smoke, seed=args.seed, reuse_shipped=args.reuse_shipped,
                        parallel=not args.serial, adapter_data_seed_offset=args.adapter_data_seed_offset,
-                       evidence_first=args.evidence_first,
+                       evidence_first=args.evidence_first, present_questions=args.present_questions,
                        **({} if args.listen_steps is None else {"listen_steps": args.listen_steps}))
     stages = tuple(args.stages) if args.stages else STAGES
     result = build(cfg, stages=stages, force=args.force)
@@ -484,6 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--evidence-first", action="store_true",
                    help="easy-vqa yes/no answers name what the image shows before the verdict (not shipped: "
                         "README, stop 14)")
+    b.add_argument("--present-questions", action="store_true",
+                   help="easy-vqa dialogues also ask yes/no about the image's own colour and shape (README, stop 14)")
     b.add_argument("--listen-steps", type=int, default=None,
                    help="steps of the base's second phase on spoken image dialogues (default: the recipe's "
                         "600; stop 14's evidence-first build: 300)")

@@ -118,6 +118,7 @@ class DialogueConfig:
     numbers_as_words: bool = True  # text stream words then match what the voices say
     paraphrase_prob: float = 0.0
     evidence_first: bool = False  # TemplateConfig.evidence_first
+    present_questions: bool = False  # TemplateConfig.present_questions
     llm: dict[str, Any] | None = None
     llm_workers: int = 4
 
@@ -290,7 +291,8 @@ def make_dialogues(cfg: SynthConfig, rows: Iterable[SourceRow]) -> Iterator[Dial
     dc = cfg.dialogues
     if dc.generator == "templates":
         tcfg = TemplateConfig(min_turns=dc.min_turns, max_turns=dc.max_turns, numbers_as_words=dc.numbers_as_words,
-                              paraphrase_prob=dc.paraphrase_prob, evidence_first=dc.evidence_first)
+                              paraphrase_prob=dc.paraphrase_prob, evidence_first=dc.evidence_first,
+                              present_questions=dc.present_questions)
         for row in rows:
             yield make_dialogue(row, _question_type(cfg, row), cfg.seed, tcfg)
         return

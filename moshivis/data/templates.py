@@ -87,6 +87,7 @@ class TemplateConfig:
     read_images: bool = True  # easy-vqa location facts come from the image's pixels (64x64, cheap)
     p_correct: float = 0.6  # teacher_student: how often the "student" answers right
     evidence_first: bool = False  # easy-vqa yes/no + misleading answers: what the image shows, then the verdict
+    present_questions: bool = False  # easy-vqa: also ask yes/no about the image's own colour and shape
 
 
 # ---------------------------------------------------------------------------------------- assembly

@@ -111,6 +111,28 @@ def test_vqa_answers_are_spoken(easy_rows: list[SourceRow]) -> None:
     assert checked
 
 
+def test_present_questions_ask_about_what_the_image_shows(easy_rows: list[SourceRow]) -> None:
+    """`present_questions`: yes/no questions about the image's own colour and shape join its QA pairs, with
+    the verdict "present" (easy-vqa's own rarely have it); off, only the row's own questions are asked."""
+    row = easy_rows[0]  # a blue rectangle
+    base = TemplateConfig(min_turns=16, max_turns=16)
+    on = TemplateConfig(min_turns=16, max_turns=16, present_questions=True)
+    found = []
+    for seed in range(20):
+        d = make_dialogue(row, "properties", seed=seed, config=on)
+        for q, a in zip([t.text for t in d.turns[::2]], [t.text for t in d.turns[1::2]]):
+            p = parse_easy_vqa_question(q.lower())
+            if p is not None and p.intent.startswith(("has_", "not_")) and p.value in ("blue", "rectangle"):
+                assert a.startswith("Yes" if p.intent.startswith("has_") else "Actually"), (q, a)
+                found.append(p.intent)
+    assert {"has_color", "not_color", "has_shape", "not_shape"} <= set(found)
+    own = {q.lower() for q, _ in row.qa}
+    for seed in range(20):  # off: only the row's own questions are asked
+        d = make_dialogue(row, "properties", seed=seed, config=base)
+        asked = {t.text.lower() for t in d.turns[::2] if parse_easy_vqa_question(t.text.lower()) is not None}
+        assert asked <= own, asked - own
+
+
 def test_turn_limits_and_numbers(easy_rows: list[SourceRow]) -> None:
     lengths = set()
     for seed in range(30):

@@ -140,8 +140,9 @@ def test_stage_settings_follow_dependencies():
                if stage_settings(a, n) != stage_settings(dataclasses.replace(a, adapter_audio_weight=1.0), n)}
     assert changed == {"adapters", "bundle"}
     # the answer format changes both image dialogue sets and everything trained on them
-    changed = {n for n in STAGES if stage_settings(a, n) != stage_settings(dataclasses.replace(a, evidence_first=True), n)}
-    assert changed == {"image_data", "base", "base_listen", "adapter_data", "adapters", "bundle"}
+    for field in ("evidence_first", "present_questions"):
+        changed = {n for n in STAGES if stage_settings(a, n) != stage_settings(dataclasses.replace(a, **{field: True}), n)}
+        assert changed == {"image_data", "base", "base_listen", "adapter_data", "adapters", "bundle"}, field
 
 
 def test_adapter_data_is_synthesised_beside_the_other_data_stages(smoke):
@@ -209,14 +210,16 @@ def test_adapter_data_with_a_seed_offset_is_new_dialogues(smoke):
 
 
 def test_image_data_stages_pass_the_answer_format_to_the_synth(monkeypatch, tmp_path):
-    """`RecipeConfig.evidence_first` reaches the dialogue generator of both image dialogue stages."""
+    """`RecipeConfig.evidence_first` / `present_questions` reach the generator of both image dialogue stages."""
     from moshivis.tinyworld import stages as S
     from moshivis.tinyworld.recipe import Stage
 
-    seen: list[tuple[str, bool]] = []
-    monkeypatch.setattr(S, "_synth", lambda stage, out, **kw: seen.append((stage.name, kw["dialogues"].evidence_first)) or {})
+    seen: list[tuple[str, bool, bool]] = []
+    monkeypatch.setattr(S, "_synth", lambda stage, out, **kw: seen.append(
+        (stage.name, kw["dialogues"].evidence_first, kw["dialogues"].present_questions)) or {})
     for flag in (False, True):
-        cfg = RecipeConfig(work=str(tmp_path), evidence_first=flag)
+        cfg = RecipeConfig(work=str(tmp_path), evidence_first=flag, present_questions=not flag)
         S.stage_image_data(Stage(cfg, "image_data"))
         S.stage_adapter_data(Stage(cfg, "adapter_data"))
-    assert seen == [("image_data", False), ("adapter_data", False), ("image_data", True), ("adapter_data", True)]
+    assert seen == [("image_data", False, True), ("adapter_data", False, True),
+                    ("image_data", True, False), ("adapter_data", True, False)]
