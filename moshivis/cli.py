@@ -477,7 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--reuse-shipped", action="store_true",
                    help="keep the shipped codec and vision tower (tinyworld/codec, tinyworld/vision) instead of "
                         "retraining them")
-    b.add_argument("--serial", action="store_true", help="run the synth stages (base_data, image_data, adapter_data) one after the other")
+    b.add_argument("--serial", action="store_true",
+                   help="run the synth stages (base_data, image_data, adapter_data) one after the other")
     b.add_argument("--adapter-data-seed-offset", type=int, default=1,
                    help="N > 0 (default 1, shipped): adapters train on dialogues made with seed + N, which the "
                         "frozen base never heard; 0: on image_data itself (README, stop 12)")

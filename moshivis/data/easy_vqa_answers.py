@@ -75,15 +75,14 @@ def easy_vqa_spoken_answer(p: EasyVqaQuestion, answer: str, attrs: EasyVqaAttrib
     bare = f"{p.value} shape" if is_color else str(p.value)  # "red shape" / "circle"
     named = f"{article_for(bare)} {bare}"
     known = attrs.color if is_color else attrs.shape
-    if evidence_first and known:
-        seen = f"The shape is {known}" if is_color else f"The shape is {article_for(known)} {known}"
+    # What the image shows, when its QA pairs tell: "The shape is blue" / "The shape is a circle".
+    seen = (f"The shape is {known}" if is_color else f"The shape is {article_for(known)} {known}") if known else None
+    if evidence_first and seen:
         if p.intent.startswith("has"):
             return f"{seen}, so yes, there is {named}." if present else f"{seen}, so no, there isn't {named}."
         # Negated question: answer the fact, not the polarity ("Is there not a red shape?" -> no -> there is one).
         return f"{seen}, so actually there is {named}." if present else f"{seen}, so that's right, there is no {bare}."
-    other = ""
-    if not present and known:
-        other = f" The shape is {known}." if is_color else f" The shape is {article_for(known)} {known}."
+    other = f" {seen}." if not present and seen else ""
     if p.intent.startswith("has"):
         return f"Yes, there is {named}." if present else f"No, there isn't {named}.{other}"
     return f"Actually, there is {named}." if present else f"That's right, there is no {bare}.{other}"

@@ -104,6 +104,9 @@ class RecipeConfig:
 # What each stage's output depends on: its own recipe fields and the stages it reads. A stage is redone
 # when these change (its settings, transitively), and only then: a longer adapter run keeps the base.
 _COMMON = ("seed", "smoke", "work", "artefacts")
+# What the image dialogues' generator reads (image_data and adapter_data make them alike).
+_IMAGE_DIALOGUES = ("image_rows", "max_turns", "speech_fraction", "audio_only", "p_concat", "paraphrase_prob",
+                    "evidence_first", "present_questions", "held_out_voices", "segment_codes")
 DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "codec": (("codec_minutes", "reuse_shipped"), ()),
     "vision": (("vision_minutes", "reuse_shipped"), ()),
@@ -112,13 +115,9 @@ DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "base_data": (("base_dialogues", "base_max_pairs", "segment_codes"), ("codec", "tokenizer")),
     "base": (("base_steps", "base_text_weight", "base_image_dialogues", "batch_size", "max_frames", "extra"),
              ("init", "base_data", "image_data")),
-    "image_data": (("image_rows", "max_turns", "speech_fraction", "audio_only", "p_concat", "paraphrase_prob",
-                    "evidence_first", "present_questions", "held_out_voices", "segment_codes"), ("codec", "tokenizer")),
+    "image_data": (_IMAGE_DIALOGUES, ("codec", "tokenizer")),
     "base_listen": (("listen_steps", "batch_size", "extra"), ("base", "image_data")),
-    "adapter_data": (("image_rows", "max_turns", "speech_fraction", "audio_only", "p_concat", "paraphrase_prob",
-                      "evidence_first", "present_questions", "held_out_voices", "segment_codes",
-                      "adapter_data_seed_offset"),
-                     ("codec", "tokenizer", "image_data")),
+    "adapter_data": ((*_IMAGE_DIALOGUES, "adapter_data_seed_offset"), ("codec", "tokenizer", "image_data")),
     "adapters": (("adapter_steps", "adapter_warmup_steps", "adapter_audio_weight", "batch_size", "max_frames",
                   "extra"), ("base_listen", "adapter_data")),
     "bundle": ((), ("adapters",)),
