@@ -261,6 +261,21 @@ def _pct(block: dict[str, Any] | None, key: str = "all") -> str:
     return f"{block[key]['accuracy']:.1f}"
 
 
+def _per_type_table(res: dict[str, Any], labels: dict[str, str]) -> list[str]:
+    """Accuracy by question type (colour / shape / yes-no), all wordings: where a change helps or hurts
+    hides in the overall number (stop 14: colour up 19 points, shape down 27)."""
+    types = sorted({t for key in labels for t in (res.get(key) or {}).get("all", {}).get("per_type", {})})
+    if not types:
+        return []
+    lines = ["", "| by question type (all wordings) | " + " | ".join(types) + " |", "|---" * (len(types) + 1) + "|"]
+    for key, label in labels.items():
+        per = (res.get(key) or {}).get("all", {}).get("per_type")
+        if per:
+            lines.append(f"| {label} | " + " | ".join("-" if per.get(t) is None else f"{per[t]:.1f}" for t in types)
+                         + " |")
+    return lines
+
+
 def markdown(res: dict[str, Any]) -> str:
     """The results as Markdown tables (README and model card)."""
     lines = [f"easy-vqa test, {res['questions']} questions (half in held-out wordings); accuracy %",
@@ -274,6 +289,7 @@ def markdown(res: dict[str, Any]) -> str:
             g = b.get("gate_mean")
             lines.append(f"| {label} | {_pct(b)} | {_pct(b, 'seen')} | {_pct(b, 'held-out')} | "
                          f"{'-' if g is None else f'{g:.3f}'} |")
+    lines += _per_type_table(res, labels)
     if sa := res.get("spoken_answers"):
         lines += ["", "| spoken answers (Whisper tiny.en) | n | transcript gives the text answer's word % | "
                   "transcript right % | WER vs text answer % |", "|---|---|---|---|---|",
