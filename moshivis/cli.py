@@ -486,7 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="easy-vqa yes/no answers name what the image shows before the verdict (not shipped: "
                         "README, stop 14)")
     b.add_argument("--present-questions", action="store_true",
-                   help="easy-vqa dialogues also ask yes/no about the image's own colour and shape (README, stop 14)")
+                   help="easy-vqa dialogues also ask yes/no about the image's own colour and shape "
+                        "(not shipped: README, stop 15)")
     b.add_argument("--listen-steps", type=int, default=None,
                    help="steps of the base's second phase on spoken image dialogues (default: the recipe's "
                         "600; stop 14's evidence-first build: 300)")
