@@ -343,6 +343,23 @@ def cmd_eval_reliance(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_verdict(args: argparse.Namespace) -> int:
+    from .data.shards import ShardReader
+    from .eval.verdict_probe import verdict_probe
+    from .inference.bundle import EMBEDDED_BUNDLE, load_bundle
+    from .train.images import ImageFeatureStore
+
+    bundle = load_bundle(args.checkpoint or EMBEDDED_BUNDLE)
+    model = bundle.model.eval()
+    conditions = ("none", "image") if args.image else ("none",)
+    store = ImageFeatureStore(model) if args.image else None
+    res = verdict_probe(model, ShardReader(args.shards), bundle.tokenizer, args.limit, conditions,
+                        image_features=(lambda s: store.features(s.image)) if store is not None else None)
+    print(json.dumps({"checkpoint": str(args.checkpoint or EMBEDDED_BUNDLE), "shards": args.shards,
+                      "verdict": res.to_dict()}))
+    return 0
+
+
 def cmd_eval_run(args: argparse.Namespace) -> int:
     from .eval.benchmarks import load_benchmark
     from .eval.run import RunConfig, run_benchmark
@@ -567,6 +584,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--shards", required=True, nargs="+", help="shard folder(s) of image dialogues")
     e.add_argument("--per-kind", type=int, default=24, help="samples of each kind (image_speech, speechless)")
     e.set_defaults(func=cmd_eval_reliance)
+    e = ev.add_parser("verdict", help="teacher-forced yes/no verdicts of evidence-first answers: does the verdict "
+                                      "follow the evidence the answer stated? (README, stop 15)")
+    e.add_argument("--checkpoint", default=None, help="model bundle (default: the embedded model)")
+    e.add_argument("--shards", required=True, nargs="+", help="shard folder(s) of evidence-first image dialogues")
+    e.add_argument("--limit", type=int, default=150, help="speechless samples holding a verdict")
+    e.add_argument("--image", action="store_true", help="also with the sample's own image (default: none)")
+    e.set_defaults(func=cmd_eval_verdict)
 
     p = sub.add_parser("train", help="train adapters (or a whole model) from a YAML config")
     p.add_argument("config", nargs="?", default=None, help="YAML config (defaults for every key otherwise)")
