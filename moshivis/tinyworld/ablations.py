@@ -106,7 +106,7 @@ def run_ablations(cfg: AblationConfig) -> dict[str, Any]:
 
     out = ablation_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    rows: dict[str, Any] = {}
+    rows = previous_rows(out, cfg)  # a run of some variants keeps the others' rows
     for name in cfg.variants:
         bundle = train_variant(cfg, name)
         res = evaluate(ResultsConfig(bundle=str(bundle), out=str(out / name / "results"), questions=cfg.questions,
@@ -114,15 +114,44 @@ def run_ablations(cfg: AblationConfig) -> dict[str, Any]:
                                      seed=cfg.seed, conditions=EVAL_CONDITIONS, progress=cfg.progress,
                                      max_answer_frames=cfg.max_answer_frames,
                                      switching_answer_frames=cfg.switching_answer_frames))
-        rows[name] = {"text": res["text"]["all"]["accuracy"], "audio": res["audio_train"]["all"]["accuracy"],
-                      "unrelated": res["unrelated"]["adapted"]["accuracy"],
-                      "gate_image": res["audio_train"]["gate_mean"],
-                      "gate_unrelated": res["unrelated"]["adapted"]["gate_mean"],
-                      "switch_q3": res["switching"]["unrelated_q3"]["accuracy"],
-                      "switch_gate_q3": res["switching"]["unrelated_q3"]["gate_mean"]}
-        (out / "ablations.json").write_text(json.dumps({"steps": cfg.steps, "rows": rows}, indent=1))
+        rows[name] = row(res)
+        rows = {k: rows[k] for k in sorted(rows, key=_variant_order)}
+        (out / "ablations.json").write_text(json.dumps({**_sizes(cfg), "rows": rows}, indent=1))
         (out / "ablations.md").write_text(markdown(rows, cfg))
     return rows
+
+
+def row(res: dict[str, Any]) -> dict[str, Any]:
+    """One variant's table row from its `tinyworld.results.evaluate` scores."""
+    return {"text": res["text"]["all"]["accuracy"], "audio": res["audio_train"]["all"]["accuracy"],
+            "unrelated": res["unrelated"]["adapted"]["accuracy"], "gate_image": res["audio_train"]["gate_mean"],
+            "gate_unrelated": res["unrelated"]["adapted"]["gate_mean"],
+            "switch_q3": res["switching"]["unrelated_q3"]["accuracy"],
+            "switch_gate_q3": res["switching"]["unrelated_q3"]["gate_mean"]}
+
+
+def _sizes(cfg: AblationConfig) -> dict[str, int]:
+    return {"steps": cfg.steps, "questions": cfg.questions, "unrelated": cfg.unrelated, "switching": cfg.switching}
+
+
+def _variant_order(name: str) -> tuple[int, str]:
+    names = list(VARIANTS)
+    return (names.index(name) if name in names else len(names), name)
+
+
+def previous_rows(out: Path, cfg: AblationConfig) -> dict[str, Any]:
+    """Rows an earlier run wrote in `out/ablations.json`, if it measured at the same sizes (a file from
+    before the sizes were recorded holds only `steps`, which the folder name already fixes); else {}."""
+    path = out / "ablations.json"
+    if not path.is_file():
+        return {}
+    try:
+        prev = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not JSON ({e}); move it away to start the table afresh") from None
+    if any(prev.get(k, v) != v for k, v in _sizes(cfg).items()):
+        return {}
+    return dict(prev.get("rows", {}))
 
 
 def markdown(rows: dict[str, Any], cfg: AblationConfig) -> str:
