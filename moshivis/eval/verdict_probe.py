@@ -26,7 +26,7 @@ import torch
 from ..data.shards import Sample
 from ..models.moshivis import MoshiVis
 
-__all__ = ["VERDICTS", "VerdictResult", "verdict_openings", "verdict_probe"]
+__all__ = ["VERDICTS", "VerdictResult", "verdict_openings", "verdict_positions", "verdict_probe"]
 
 # The verdict phrases of evidence-first answers (data/templates), by what the image has. "actually there
 # is" corrects a not-question ("is there no circle?" on a circle); "that's right, there is no" agrees with one.
@@ -94,7 +94,7 @@ class VerdictResult:
         return out
 
 
-def _positions(text: torch.Tensor, cue: int, openings: dict[int, str]) -> list[int]:
+def verdict_positions(text: torch.Tensor, cue: int, openings: dict[int, str]) -> list[int]:
     """text [T] -> frames t where text[t-1] is the cue and text[t] opens a verdict (speechless turns lay
     one piece per frame, so the cue is the frame before)."""
     return [t for t in range(1, text.numel()) if int(text[t - 1]) == cue and int(text[t]) in openings]
@@ -119,7 +119,7 @@ def verdict_probe(model: MoshiVis | Callable[..., object], samples: Iterable[Sam
         if s.kind != "speechless":
             continue
         codes = torch.as_tensor(np.asarray(s.codes)).long()
-        pos = _positions(codes[0], cue, openings)
+        pos = verdict_positions(codes[0], cue, openings)
         if not pos:
             continue
         res.samples += 1
