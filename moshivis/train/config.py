@@ -59,6 +59,11 @@ class OptimSection:
     # it when adapters should spend their capacity on what the image changes (the words) rather than on
     # Moshi's speech (stop 12's fresh-dialogue experiment).
     audio_weight: float = 1.0
+    # Key text pieces weigh `key_weight`: key_tokens = [after, id, id, ...] names the piece that must come
+    # just before (padding skipped) and the pieces weighted (loss.LossWeights.key_*; empty: off). For
+    # yes/no verdicts after " so": `eval.verdict_probe.verdict_openings(tokenizer)` gives the ids.
+    key_weight: float = 1.0
+    key_tokens: tuple[int, ...] = ()
 
 
 @dataclass
@@ -89,6 +94,11 @@ class TrainConfig:
         if self.batch_size % (world_size * self.grad_accum):
             raise ValueError(f"batch_size {self.batch_size} is not divisible by world_size {world_size} x "
                              f"grad_accum {self.grad_accum}")
+        if self.optim.key_weight < 0:
+            raise ValueError(f"optim.key_weight must be >= 0, got {self.optim.key_weight}")
+        if len(self.optim.key_tokens) == 1:
+            raise ValueError(f"optim.key_tokens = {list(self.optim.key_tokens)}: give the piece before, then at "
+                             "least one weighted piece")
         if not 0.0 <= self.data.p_audio <= 1.0:
             raise ValueError(f"data.p_audio must be in [0, 1], got {self.data.p_audio}")
         if self.data.audio_only < 0 or self.data.image_samples < 0 or self.data.text_only < 0:
@@ -137,7 +147,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{key}: expected a list, got {value!r}")
-        return tuple(value) if origin is tuple else list(value)
+        targs = get_args(tp)
+        if origin is tuple and targs and targs[-1] is not Ellipsis:  # fixed length, e.g. betas
+            if len(value) != len(targs):
+                raise ValueError(f"{key}: expected {len(targs)} items, got {len(value)}")
+            items = [_coerce(v, t, f"{key}[{i}]") for i, (v, t) in enumerate(zip(value, targs))]
+        else:  # the elements are checked too: a typo inside a list names its key and index
+            items = [_coerce(v, targs[0], f"{key}[{i}]") if targs else v for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
     if origin is dict:
         if not isinstance(value, dict):
             raise ValueError(f"{key}: expected a mapping, got {value!r}")

@@ -23,6 +23,12 @@ class LossWeights:
     audio: float = 1.0
     text_padding: float = 0.5  # weight of a padding target relative to a word piece
     semantic: float = 100.0  # weight of codebook 0 relative to each acoustic codebook
+    # Key pieces: a text target in `key_ids` whose previous word piece (padding skipped) is `key_after`
+    # weighs `key` (e.g. a yes/no verdict right after " so": one piece per answer, whose signal the rest of
+    # the answer drowns; README, stop 15). Off while key_ids is empty.
+    key: float = 1.0
+    key_after: int = -1
+    key_ids: tuple[int, ...] = ()
 
 
 @dataclass
@@ -63,12 +69,27 @@ def _ce(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torc
     return torch.where(mask.reshape(-1), ce, torch.zeros_like(ce)).view(targets.shape)
 
 
+def key_pieces(text: torch.Tensor, after: int, ids: tuple[int, ...]) -> torch.Tensor:
+    """text [B, T] -> [B, T] bool: pieces in `ids` whose previous word piece is `after`. Padding (0, 3) and
+    -1 between them are skipped, since spoken samples lay a word's pieces on its audio frames."""
+    B, T = text.shape
+    word = (text != PADDING_IDS[0]) & (text != PADDING_IDS[1]) & (text >= 0)
+    t = torch.arange(T, device=text.device).expand(B, T)
+    last = torch.where(word, t, torch.full_like(t, -1)).cummax(dim=1).values  # last word piece at or before t
+    prev = torch.cat([torch.full_like(last[:, :1], -1), last[:, :-1]], dim=1)  # ... strictly before t
+    prev_tok = text.gather(1, prev.clamp(min=0))
+    wanted = torch.isin(text, torch.tensor(ids, device=text.device, dtype=text.dtype))
+    return word & wanted & (prev >= 0) & (prev_tok == after)
+
+
 def loss_weights_of(codes: torch.Tensor, valid_text: torch.Tensor, valid_audio: torch.Tensor,
                     weights: LossWeights) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-target weights: text [B, T] (padding lighter), audio [B, 8, T] (semantic heavier)."""
     text_t = codes[:, 0]
     is_pad = (text_t == PADDING_IDS[0]) | (text_t == PADDING_IDS[1])
     text_w = torch.where(is_pad, weights.text_padding, 1.0) * valid_text
+    if weights.key_ids and weights.key != 1.0:
+        text_w = text_w * torch.where(key_pieces(text_t, weights.key_after, weights.key_ids), weights.key, 1.0)
     cb_w = torch.ones(valid_audio.shape[1], device=codes.device)
     cb_w[0] = weights.semantic
     return text_w, cb_w[None, :, None] * valid_audio

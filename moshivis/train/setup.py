@@ -80,5 +80,6 @@ def frozen_to_bf16(model: MoshiVis, trainable: set[str]) -> None:
 
 def loss_weights(optim: OptimSection) -> LossWeights:
     """The loss weights a training config asks for (the trainer's and the benchmarks' one source)."""
+    key_after, key_ids = (optim.key_tokens[0], tuple(optim.key_tokens[1:])) if optim.key_tokens else (-1, ())
     return LossWeights(audio=optim.audio_weight, text_padding=optim.text_padding_weight,
-                       semantic=optim.semantic_weight)
+                       semantic=optim.semantic_weight, key=optim.key_weight, key_after=key_after, key_ids=key_ids)
