@@ -262,6 +262,7 @@ def cmd_tinyworld(args: argparse.Namespace) -> int:
     cfg = RecipeConfig(work=args.work, smoke=args.smoke, seed=args.seed, reuse_shipped=args.reuse_shipped,
                        parallel=not args.serial, adapter_data_seed_offset=args.adapter_data_seed_offset,
                        evidence_first=args.evidence_first, present_questions=args.present_questions,
+                       verdict_weight=args.verdict_weight,
                        **({} if args.listen_steps is None else {"listen_steps": args.listen_steps}))
     stages = tuple(args.stages) if args.stages else STAGES
     result = build(cfg, stages=stages, force=args.force)
@@ -508,6 +509,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--listen-steps", type=int, default=None,
                    help="steps of the base's second phase on spoken image dialogues (default: the recipe's "
                         "600; stop 14's evidence-first build: 300)")
+    b.add_argument("--verdict-weight", type=float, default=1.0,
+                   help="loss weight of yes/no verdict pieces after ' so' in both base phases (with "
+                        "--evidence-first; default 1: off; README, stop 15)")
     b.set_defaults(func=cmd_tinyworld)
     r = tw.add_parser("results", help="the embedded model's results table (resumable; results.json + .md)")
     r.add_argument("--bundle", default=None, help="model bundle folder (default: the embedded model)")

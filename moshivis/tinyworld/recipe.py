@@ -59,6 +59,9 @@ class RecipeConfig:
     # without images): the first phase's mixture leaves the spoken image questions ~1/8 of its samples, and
     # the frozen base then mistook spoken easy-vqa questions for its small-talk ones (stop 11). 0: none.
     listen_steps: int = 600
+    # Loss weight of yes/no verdict pieces (right after " so" in evidence-first answers) in both base phases
+    # (`optim.key_weight`). 1: off. A loss on verdicts alone taught the base the comparison (README, stop 15).
+    verdict_weight: float = 1.0
     image_rows: int | None = None  # easy-vqa train images, one dialogue each (None: all 4,000)
     max_turns: int = 4
     speech_fraction: float = 0.5
@@ -114,10 +117,11 @@ DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "tokenizer": (("tokenizer_vocab", "base_dialogues", "image_rows"), ()),
     "init": (("user_input_codebooks", "model_input_codebooks"), ("codec", "vision", "tokenizer")),
     "base_data": (("base_dialogues", "base_max_pairs", "segment_codes"), ("codec", "tokenizer")),
-    "base": (("base_steps", "base_text_weight", "base_image_dialogues", "batch_size", "max_frames", "extra"),
+    "base": (("base_steps", "base_text_weight", "base_image_dialogues", "batch_size", "max_frames", "verdict_weight",
+              "extra"),
              ("init", "base_data", "image_data")),
     "image_data": (_IMAGE_DIALOGUES, ("codec", "tokenizer")),
-    "base_listen": (("listen_steps", "batch_size", "extra"), ("base", "image_data")),
+    "base_listen": (("listen_steps", "batch_size", "verdict_weight", "extra"), ("base", "image_data")),
     "adapter_data": ((*_IMAGE_DIALOGUES, "adapter_data_seed_offset"), ("codec", "tokenizer", "image_data")),
     "adapters": (("adapter_steps", "adapter_warmup_steps", "adapter_audio_weight", "batch_size", "max_frames",
                   "extra"), ("base_listen", "adapter_data")),
@@ -125,11 +129,17 @@ DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+# Fields added after builds were recorded, with the value those builds had: at that value a field is left
+# out of the settings, so a finished stage stays done (a resumed build does not retrain the base for it).
+ADDED_LATER: dict[str, Any] = {"verdict_weight": 1.0}
+
+
 def stage_settings(cfg: "RecipeConfig", name: str) -> dict[str, Any]:
     """The recipe fields `name` depends on, with those of the stages upstream of it."""
     fields, upstream = DEPENDS[name]
-    return {"stage": name, "fields": {f: getattr(cfg, f) for f in (*_COMMON, *fields)},
-            "upstream": {u: stage_settings(cfg, u) for u in upstream}}
+    values = {f: getattr(cfg, f) for f in (*_COMMON, *fields)}
+    values = {f: v for f, v in values.items() if not (f in ADDED_LATER and v == ADDED_LATER[f])}
+    return {"stage": name, "fields": values, "upstream": {u: stage_settings(cfg, u) for u in upstream}}
 
 
 def stage_result(work: str | Path, name: str) -> dict[str, Any]:

@@ -223,6 +223,18 @@ def base_text_shards(cfg: Any) -> Path | None:
     return Path(cfg.work) / "base" / "text_shards" if cfg.base_text_weight > 0 else None
 
 
+def verdict_overrides(stage: Stage) -> list[str]:
+    """`optim.key_*` for `RecipeConfig.verdict_weight` (none at 1): the recipe tokenizer's " so" and the
+    pieces that open a verdict after it."""
+    if stage.cfg.verdict_weight == 1.0:
+        return []
+    from ..data.tokenizer import TextTokenizer
+    from ..eval.verdict_probe import verdict_openings
+
+    cue, openings = verdict_openings(TextTokenizer(_done(stage, "tokenizer")["tokenizer"]))
+    return [f"optim.key_weight={stage.cfg.verdict_weight}", f"optim.key_tokens=[{','.join(map(str, [cue, *openings]))}]"]
+
+
 def stage_base(stage: Stage) -> dict[str, Any]:
     """`full` training on the spoken base dialogues; with weight `base_text_weight` the same dialogues as
     text only (made here: no TTS, seconds), so the base knows the typed format adapters will use; with
@@ -239,7 +251,7 @@ def stage_base(stage: Stage) -> dict[str, Any]:
                             f"data.shards=[{','.join(shards)}]", f"data.image_samples={cfg.base_image_dialogues}",
                             "data.p_audio=0.5", "data.drop_images=true", "data.audio_only=1",
                             f"data.text_only={cfg.base_text_weight}", f"steps={cfg.base_steps}", "optim.lr=1e-3",
-                            "optim.warmup_steps=100"])
+                            "optim.warmup_steps=100", *verdict_overrides(stage)])
     return {**result, "probe": base_probe(stage, result["checkpoint"])}
 
 
@@ -258,7 +270,8 @@ def stage_base_listen(stage: Stage) -> dict[str, Any]:
                             "data.image_samples=1.0", "data.p_audio=1.0", "data.drop_images=true",
                             "data.audio_only=0.5", f"data.text_only={text_weight}",
                             f"data.max_frames={LISTEN_MAX_FRAMES}",
-                            f"steps={cfg.listen_steps}", "optim.lr=5e-4", "optim.warmup_steps=50"])
+                            f"steps={cfg.listen_steps}", "optim.lr=5e-4", "optim.warmup_steps=50",
+                            *verdict_overrides(stage)])
     return {**result, "probe": base_probe(stage, result["checkpoint"])}
 
 

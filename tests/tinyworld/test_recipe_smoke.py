@@ -143,6 +143,39 @@ def test_stage_settings_follow_dependencies():
     for field in ("evidence_first", "present_questions"):
         changed = {n for n in STAGES if stage_settings(a, n) != stage_settings(dataclasses.replace(a, **{field: True}), n)}
         assert changed == {"image_data", "base", "base_listen", "adapter_data", "adapters", "bundle"}, field
+    # the verdict weight retrains the base; at its default it is not in the settings, so builds recorded
+    # before the field existed stay done
+    changed = {n for n in STAGES if stage_settings(a, n) != stage_settings(dataclasses.replace(a, verdict_weight=5.0), n)}
+    assert changed == {"base", "base_listen", "adapters", "bundle"}
+    assert all("verdict_weight" not in stage_settings(a, n)["fields"] for n in STAGES)
+
+
+def test_verdict_weight_reaches_both_base_phases(smoke, tmp_path):
+    """`verdict_weight` != 1 gives both base phases `optim.key_*` with the recipe tokenizer's ' so' and
+    verdict openings (here the shipped 1,000-piece tokenizer); at 1 they get none; a tokenizer that cannot
+    write ' so' as one piece (the smoke build's 200) is refused by name."""
+    import dataclasses
+    import json
+
+    from moshivis.data.tokenizer import TextTokenizer
+    from moshivis.eval.verdict_probe import verdict_openings
+    from moshivis.inference.bundle import EMBEDDED_BUNDLE
+    from moshivis.tinyworld.recipe import Stage
+    from moshivis.tinyworld.stages import verdict_overrides
+    from moshivis.train.config import load_config
+
+    shipped = EMBEDDED_BUNDLE / "tokenizer.model"
+    (tmp_path / "tokenizer").mkdir()
+    (tmp_path / "tokenizer" / "done.json").write_text(json.dumps({"result": {"tokenizer": str(shipped)}}))
+    cfg = RecipeConfig(work=str(tmp_path), verdict_weight=8.0)
+    cue, openings = verdict_openings(TextTokenizer(shipped))
+    for name in ("base", "base_listen"):
+        got = verdict_overrides(Stage(cfg, name))
+        assert got == ["optim.key_weight=8.0", f"optim.key_tokens=[{','.join(map(str, [cue, *openings]))}]"]
+    assert load_config(None, got).optim.key_tokens == (cue, *openings)
+    assert verdict_overrides(Stage(dataclasses.replace(cfg, verdict_weight=1.0), "base")) == []
+    with pytest.raises(ValueError, match="'so' must be one token"):
+        verdict_overrides(Stage(dataclasses.replace(smoke[0], verdict_weight=8.0), "base"))
 
 
 def test_adapter_data_is_synthesised_beside_the_other_data_stages(smoke):
