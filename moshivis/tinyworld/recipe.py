@@ -131,7 +131,7 @@ DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 # Fields added after builds were recorded, with the value those builds had: at that value a field is left
 # out of the settings, so a finished stage stays done (a resumed build does not retrain the base for it).
-ADDED_LATER: dict[str, Any] = {"verdict_weight": 1.0}
+ADDED_LATER: dict[str, Any] = {"evidence_first": False, "present_questions": False, "verdict_weight": 1.0}
 
 
 def stage_settings(cfg: "RecipeConfig", name: str) -> dict[str, Any]:
