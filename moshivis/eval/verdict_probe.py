@@ -25,6 +25,7 @@ import torch
 
 from ..data.shards import Sample
 from ..models.moshivis import MoshiVis
+from ..train.loss import key_pieces
 
 __all__ = ["VERDICTS", "VerdictResult", "verdict_openings", "verdict_positions", "verdict_probe"]
 
@@ -95,9 +96,10 @@ class VerdictResult:
 
 
 def verdict_positions(text: torch.Tensor, cue: int, openings: dict[int, str]) -> list[int]:
-    """text [T] -> frames t where text[t-1] is the cue and text[t] opens a verdict (speechless turns lay
-    one piece per frame, so the cue is the frame before)."""
-    return [t for t in range(1, text.numel()) if int(text[t - 1]) == cue and int(text[t]) in openings]
+    """text [T] -> frames t where text[t] opens a verdict and the word piece before it (padding skipped) is
+    the cue: the same rule as the training loss's key pieces (`train.loss.key_pieces`), so the probe scores
+    exactly the targets `optim.key_weight` weighs."""
+    return key_pieces(text[None], cue, tuple(openings))[0].nonzero().flatten().tolist()
 
 
 @torch.no_grad()
