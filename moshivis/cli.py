@@ -262,7 +262,7 @@ def cmd_tinyworld(args: argparse.Namespace) -> int:
     cfg = RecipeConfig(work=args.work, smoke=args.smoke, seed=args.seed, reuse_shipped=args.reuse_shipped,
                        parallel=not args.serial, adapter_data_seed_offset=args.adapter_data_seed_offset,
                        evidence_first=args.evidence_first, present_questions=args.present_questions,
-                       verdict_weight=args.verdict_weight,
+                       verdict_weight=args.verdict_weight, subframe_jitter=args.subframe_jitter,
                        **({} if args.listen_steps is None else {"listen_steps": args.listen_steps}))
     stages = tuple(args.stages) if args.stages else STAGES
     result = build(cfg, stages=stages, force=args.force)
@@ -275,7 +275,7 @@ def cmd_tinyworld_results(args: argparse.Namespace) -> int:
     from .tinyworld.results import ResultsConfig, evaluate, markdown
 
     cfg = ResultsConfig(out=args.out, questions=args.questions, unrelated=args.unrelated, switching=args.switching,
-                        asr_answers=args.asr_answers, batch_size=args.batch_size)
+                        asr_answers=args.asr_answers, batch_size=args.batch_size, offgrid=args.offgrid)
     if args.bundle:
         cfg.bundle = args.bundle
     if args.conditions:
@@ -392,6 +392,10 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
         ask_cfg.end_pad_frames = ask_cfg.typed_end_pad_frames = args.end_pad_frames
     if args.max_answer_frames is not None:
         ask_cfg.max_answer_frames = args.max_answer_frames
+    if args.lead_samples < 0:
+        print(f"error: --lead-samples must be >= 0, got {args.lead_samples}", file=sys.stderr)
+        return 2
+    ask_cfg.lead_samples = args.lead_samples
     cfg = RunConfig(prompt=args.prompts, batch_size=args.batch_size, keep_wav=args.keep_wav,
                     voices=_voice_pool(args.voices), ask=ask_cfg)
     summary = run_benchmark(bundle, items, args.out, cfg, correct=correct)
@@ -503,6 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--evidence-first", action="store_true",
                    help="easy-vqa yes/no answers name what the image shows before the verdict (not shipped: "
                         "README, stop 14)")
+    b.add_argument("--subframe-jitter", action="store_true",
+                   help="spoken user turns start at a random phase inside their 80-ms frame (live audio does)")
     b.add_argument("--present-questions", action="store_true",
                    help="easy-vqa dialogues also ask yes/no about the image's own colour and shape "
                         "(not shipped: README, stop 15)")
@@ -521,7 +527,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--switching", type=int, default=200)
     r.add_argument("--asr-answers", type=int, default=300)
     r.add_argument("--batch-size", type=int, default=16)
-    r.add_argument("--conditions", nargs="*", default=None, help="a subset (default: all)")
+    r.add_argument("--offgrid", type=int, default=400,
+                   help="audio_offgrid: how many of the audio_train questions to ask half a frame off the grid")
+    r.add_argument("--conditions", nargs="*", default=None,
+                   help="a subset (default: all but audio_offgrid): text audio_train audio_heldout audio_offgrid "
+                        "blind asr unrelated_base unrelated_adapted switching")
     r.set_defaults(func=cmd_tinyworld_results)
     c = tw.add_parser("card", help="write the bundle's model card (README.md) from the recorded build and results")
     c.add_argument("--work", default="runs/tinyworld", help="the recipe's work folder")
@@ -558,6 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--end-pad-frames", type=int, default=None,
                    help="the answer ends after this many padding frames (default: 10 spoken, 1 typed)")
     e.add_argument("--max-answer-frames", type=int, default=None, help="cut an answer after this many frames")
+    e.add_argument("--lead-samples", type=int, default=0,
+                   help="audio prompts: start each question this many samples later, off the 80-ms frame grid "
+                        "(960 = half a frame at 24 kHz), as live microphone audio is")
     e.add_argument("--seed", type=int, default=0, help="sampling seed (the default greedy decoding needs none)")
     e.add_argument("--out", default="predictions.jsonl")
     e.set_defaults(func=cmd_eval_run)

@@ -141,7 +141,7 @@ class SpokenRenderer:
         self.tts = tts or make_tts
         self._aligner = aligner
         self._spoken: dict[tuple[str, str], _Rendered] = {}  # segment mode: (voice, text) -> TTS + timings
-        self._segments: dict[tuple[str, str], np.ndarray] = {}  # (voice, text) -> codes [8, frames + tail]
+        self._segments: dict[tuple[str, str, int], np.ndarray] = {}  # (voice, text, phase) -> codes [8, frames + tail]
         if abs(codec.sample_rate / codec.frame_size - FRAME_RATE) > 1e-6:
             raise ValueError(f"codec frame rate {codec.sample_rate / codec.frame_size} Hz != {FRAME_RATE} Hz")
         if codec.num_codebooks != 8:
@@ -166,16 +166,17 @@ class SpokenRenderer:
         cached = self._spoken[key]
         return _Rendered(turn, cached.audio, spec, cached.words, cached.reference, cached.method)
 
-    def _segment(self, r: _Rendered) -> np.ndarray:
-        """Codes [8, n + tail] of one turn encoded alone: its audio padded to whole frames, then silence."""
+    def _segment(self, r: _Rendered, phase: int = 0) -> np.ndarray:
+        """Codes [8, n + tail] of one turn encoded alone: `phase` samples of silence, its audio padded to whole
+        frames, then silence."""
         import torch
 
-        key = (r.voice, r.turn.text)
+        key = (r.voice, r.turn.text, phase)
         if key not in self._segments:
             F = self.codec.frame_size
-            n = -(-len(r.audio) // F)
+            n = -(-(phase + len(r.audio)) // F)
             wav = np.zeros((n + self.cfg.segment_tail_frames) * F, np.float32)
-            wav[:len(r.audio)] = r.audio
+            wav[phase:phase + len(r.audio)] = r.audio
             t0 = time.perf_counter()
             codes = self.codec.encode(torch.from_numpy(wav)[None, None])[0]
             self.report.codec.add(time.perf_counter() - t0, len(wav) / self.codec.sample_rate)
@@ -251,6 +252,8 @@ class SpokenRenderer:
                 t += rng.uniform(*cfg.gap_s)
             if cfg.segment_codes:  # turns on frame boundaries: their cached codes then fit the grid
                 starts.append(int(round(t * sr / F)) * F)
+                if cfg.user_subframe_jitter and r.turn.speaker == "user":  # ... plus a phase (see SynthConfig)
+                    starts[-1] += rng.randrange(F)
             else:
                 starts.append(int(round(t * sr)))
             t = (starts[-1] + len(r.audio)) / sr
@@ -327,8 +330,8 @@ class SpokenRenderer:
             silence = self.codec.silence_codes(T).detach().cpu().numpy().astype(np.int64)
             tracks = {"user": silence.copy(), "moshi": silence.copy()}
             for r, s0 in zip(turns, starts):
-                seg = self._segment(r)
-                f0 = s0 // self.codec.frame_size
+                f0, phase = divmod(s0, self.codec.frame_size)
+                seg = self._segment(r, phase)
                 end = min(T, f0 + seg.shape[1])
                 tracks[r.turn.speaker][:, f0:end] = seg[:, :end - f0]
         except Exception as e:  # a codec is a neural network on a device: OOM, bad input, ...

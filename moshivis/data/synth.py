@@ -157,6 +157,11 @@ class SynthConfig:
     # context (2 s for the tiny codec) before the turn; otherwise an approximation (measured in the tests).
     segment_codes: bool = False
     segment_tail_frames: int = 30
+    # Segment mode: each USER turn starts a random 0..frame-1 samples after its frame boundary (Moshi's stay
+    # on the grid: at inference Moshi speaks on its own frames). Live microphone audio is cut into 80-ms
+    # frames at any phase, and the tiny codec's codes of one utterance change with that phase; measured on
+    # the stop-13 bundle, shifting a spoken question by a sixth of a frame changed its answer half the time.
+    user_subframe_jitter: bool = False
     speechless_gap_frames: int = 2
     samples_per_shard: int = 256
     embed_images: bool = False

@@ -32,6 +32,9 @@ QUESTION_VOICE = "flite:kal16"
 class AskConfig:
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(0, 0, 0, 0))
     lead_frames: int = 2  # silence (spoken) or padding (typed) before the question
+    # Spoken: this many more samples of silence before the question, so it starts off the 80-ms frame grid
+    # (a live microphone's audio is cut into frames at any phase; training turns start on the grid).
+    lead_samples: int = 0
     gap_frames: int = 2  # typed: padding after the question, as in speechless samples
     max_answer_frames: int = 150  # 12 s
     end_pad_frames: int = 10  # this many padding frames after a word end the answer
@@ -100,10 +103,12 @@ def _schedule(q: Question, tokenizer: TextTokenizer, codec, K: int, cfg: AskConf
     # codec's 2-s Whisper window), which pasted-in steady-state silence codes would not.
     F = codec.frame_size
     audio = np.asarray(q.audio, dtype=np.float32).reshape(-1)
-    wav = np.concatenate([np.zeros(cfg.lead_frames * F, np.float32), audio,
+    if cfg.lead_samples < 0:
+        raise ValueError(f"AskConfig.lead_samples must be >= 0, got {cfg.lead_samples}")
+    wav = np.concatenate([np.zeros(cfg.lead_frames * F + cfg.lead_samples, np.float32), audio,
                           np.zeros(cfg.max_answer_frames * F, np.float32)])
     user = codec.encode(torch.from_numpy(wav).view(1, 1, -1))[0, :K]  # [K, T]
-    return user, [], cfg.lead_frames + -(-len(audio) // F)
+    return user, [], cfg.lead_frames + -(-(cfg.lead_samples + len(audio)) // F)
 
 
 @torch.no_grad()

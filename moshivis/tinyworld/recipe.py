@@ -94,6 +94,9 @@ class RecipeConfig:
     user_input_codebooks: int | None = 1
     model_input_codebooks: int | None = 1
     segment_codes: bool = True  # synth: encode each turn once and cache it (1.3x faster on 90 dialogues)
+    # Spoken user turns start at a random phase inside their 80-ms frame (SynthConfig.user_subframe_jitter),
+    # not always on the grid: the stop-13 bundle's spoken answers changed with a question's phase (README).
+    subframe_jitter: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def scaled(self) -> "RecipeConfig":
@@ -110,13 +113,13 @@ class RecipeConfig:
 _COMMON = ("seed", "smoke", "work", "artefacts")
 # What the image dialogues' generator reads (image_data and adapter_data make them alike).
 _IMAGE_DIALOGUES = ("image_rows", "max_turns", "speech_fraction", "audio_only", "p_concat", "paraphrase_prob",
-                    "evidence_first", "present_questions", "held_out_voices", "segment_codes")
+                    "evidence_first", "present_questions", "held_out_voices", "segment_codes", "subframe_jitter")
 DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "codec": (("codec_minutes", "reuse_shipped"), ()),
     "vision": (("vision_minutes", "reuse_shipped"), ()),
     "tokenizer": (("tokenizer_vocab", "base_dialogues", "image_rows"), ()),
     "init": (("user_input_codebooks", "model_input_codebooks"), ("codec", "vision", "tokenizer")),
-    "base_data": (("base_dialogues", "base_max_pairs", "segment_codes"), ("codec", "tokenizer")),
+    "base_data": (("base_dialogues", "base_max_pairs", "segment_codes", "subframe_jitter"), ("codec", "tokenizer")),
     "base": (("base_steps", "base_text_weight", "base_image_dialogues", "batch_size", "max_frames", "verdict_weight",
               "extra"),
              ("init", "base_data", "image_data")),
@@ -131,7 +134,8 @@ DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 # Fields added after builds were recorded, with the value those builds had: at that value a field is left
 # out of the settings, so a finished stage stays done (a resumed build does not retrain the base for it).
-ADDED_LATER: dict[str, Any] = {"evidence_first": False, "present_questions": False, "verdict_weight": 1.0}
+ADDED_LATER: dict[str, Any] = {"evidence_first": False, "present_questions": False, "verdict_weight": 1.0,
+                               "subframe_jitter": False}
 
 
 def stage_settings(cfg: "RecipeConfig", name: str) -> dict[str, Any]:

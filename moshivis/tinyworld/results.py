@@ -9,6 +9,8 @@ paraphrase no training sample ever used:
     text            the question typed on the text stream, with the image
     audio_train     spoken by the training voices (cycled), with the image
     audio_heldout   spoken by the held-out voice family (flite slt), with the image
+    audio_offgrid   (opt-in) the first `offgrid` audio_train questions, each starting half a frame (40 ms)
+                    off the 80-ms frame grid, as live microphone audio does
     blind           typed, NO image: the frozen base exactly as it was before the adapters
     majority        no model: the most common training answer for the question's type
     spoken answers  Moshi's answer audio (first `asr_answers` of audio_train) through Whisper tiny.en
@@ -41,6 +43,10 @@ from ..eval.unrelated import key_answer, unrelated_items, unrelated_scores
 from ..inference.bundle import EMBEDDED_BUNDLE, Bundle, load_bundle
 
 
+CONDITIONS = ("text", "audio_train", "audio_heldout", "audio_offgrid", "blind", "asr", "unrelated_base",
+              "unrelated_adapted", "switching")
+
+
 @dataclass
 class ResultsConfig:
     bundle: str = str(EMBEDDED_BUNDLE)
@@ -55,6 +61,9 @@ class ResultsConfig:
     conditions: tuple[str, ...] = ("text", "audio_train", "audio_heldout", "blind", "asr", "unrelated_base",
                                    "unrelated_adapted", "switching")
     max_answer_frames: int = 150  # an answer not over after this many frames is cut
+    # audio_offgrid (opt-in): the first `offgrid` questions of audio_train, each starting half a frame off
+    # the 80-ms grid, as live microphone audio does (training turns start on it unless jittered)
+    offgrid: int = 400
     switching_answer_frames: int = 60  # frames of silence the user leaves for each answer in a conversation
     progress: bool = True
 
@@ -109,11 +118,12 @@ def _correct(item: EvalItem, answer: str) -> float:
 
 
 def _run(bundle: Bundle, items: Sequence[EvalItem], path: Path, cfg: ResultsConfig, prompt: str,
-         voices: Sequence[str] = ("piper:joe",), use_image: bool = True, asr: bool = False) -> dict[str, dict[str, Any]]:
+         voices: Sequence[str] = ("piper:joe",), use_image: bool = True, asr: bool = False, lead_samples: int = 0
+         ) -> dict[str, dict[str, Any]]:
     from ..inference.ask import AskConfig
 
     rc = RunConfig(prompt=prompt, batch_size=cfg.batch_size, voices=tuple(voices), use_image=use_image, asr=asr,
-                   ask=AskConfig(max_answer_frames=cfg.max_answer_frames))
+                   ask=AskConfig(max_answer_frames=cfg.max_answer_frames, lead_samples=lead_samples))
     run_benchmark(bundle, items, path, rc, correct=_correct, progress=cfg.progress)
     return read_rows(path, prompt)
 
@@ -183,6 +193,8 @@ def evaluate(cfg: ResultsConfig) -> dict[str, Any]:
     res.update({"bundle": str(cfg.bundle), "questions": len(items), "held_out_voices": list(cfg.held_out_voices),
                 "training_voices": len(train_voices)})
     want = set(cfg.conditions)
+    if unknown := want - set(CONDITIONS):
+        raise ValueError(f"unknown results conditions {sorted(unknown)}: choose from {list(CONDITIONS)}")
     if "text" in want:
         res["text"] = _accuracy_split(_run(bundle, items, out / "text.jsonl", cfg, "text"), items)
     if "audio_train" in want:
@@ -191,6 +203,12 @@ def evaluate(cfg: ResultsConfig) -> dict[str, Any]:
     if "audio_heldout" in want:
         res["audio_heldout"] = _accuracy_split(_run(bundle, items, out / "audio_heldout.jsonl", cfg, "audio",
                                                     cfg.held_out_voices), items)
+    if "audio_offgrid" in want:  # the first `offgrid` questions of audio_train, half a frame later
+        sub = items[: cfg.offgrid]
+        half = bundle.codec.frame_size // 2
+        res["audio_offgrid"] = _accuracy_split(_run(bundle, sub, out / "audio_offgrid.jsonl", cfg, "audio",
+                                                    train_voices, lead_samples=half), sub)
+        res["audio_offgrid"]["lead_samples"] = half
     if "blind" in want:
         res["blind"] = _accuracy_split(_run(bundle, items, out / "blind.jsonl", cfg, "text", use_image=False), items)
         major = majority_answers()
@@ -282,6 +300,8 @@ def markdown(res: dict[str, Any]) -> str:
              "", "| condition | all | seen wording | held-out wording | mean gate |", "|---|---|---|---|---|"]
     labels = {"text": "text prompt, image", "audio_train": "audio prompt, training voices, image",
               "audio_heldout": f"audio prompt, held-out voice ({', '.join(res['held_out_voices'])}), image",
+              "audio_offgrid": (f"audio prompt, training voices, half a frame off the grid "
+                                f"(first {(res.get('audio_offgrid') or {}).get('all', {}).get('n', '-')})"),
               "blind": "blind: frozen base, no image (text)", "majority": "majority answer per question type"}
     for key, label in labels.items():
         b = res.get(key)

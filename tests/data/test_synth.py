@@ -521,6 +521,44 @@ def test_segment_codes_match_whole_track_encoding(tmp_path: Path, quiet_piper) -
     assert agreement["short"] > 0.9, agreement
 
 
+@pytest.mark.skipif(not (HERE.parents[1] / "tinyworld" / "codec" / "tiny_codec.safetensors").is_file(),
+                    reason="needs the shipped tiny codec (tinyworld/codec)")
+def test_user_subframe_jitter_moves_user_turns_off_the_grid(tmp_path: Path, quiet_piper) -> None:  # noqa: ANN001
+    """user_subframe_jitter: user turns start at a random phase inside their frame, Moshi's on the grid; the
+    laid-out codes still equal an encoding of the whole tracks (pauses longer than the codec's context), and
+    the word timings follow the shifted starts."""
+    from moshivis.audio.registry import load_codec
+    from moshivis.data.report import SynthReport
+    from moshivis.data.synth import SpokenRenderer, collect_dialogues, sample_kinds
+    from moshivis.data.tokenizer import train_tokenizer
+
+    codec = load_codec("tiny:" + str(HERE.parents[1] / "tinyworld" / "codec"))
+    F, sr = codec.frame_size, codec.sample_rate
+    cfg = easy_config(tmp_path / "j", 3, speech_fraction=1.0, p_concat=0.0, segment_codes=True,
+                      gap_s=(2.6, 3.0), lead_in_s=(2.6, 3.0), segment_tail_frames=30, user_subframe_jitter=True)
+    report = SynthReport()
+    dialogues = collect_dialogues(cfg, report, lambda *a: None)
+    tok = train_tokenizer([t.text for d in dialogues for t in d.turns] * 3, tmp_path / "tok", 60)
+    renderer = SpokenRenderer(cfg, codec, tok, report)
+    user_phases, moshi_phases = [], []
+    for d in dialogues:
+        for kind in sample_kinds(cfg, d):
+            if kind == "speechless":
+                continue
+            sample = renderer.render(d, kind)
+            whole = codec.encode(torch.from_numpy(renderer.last_tracks)[:, None]).numpy()
+            np.testing.assert_array_equal(np.stack([sample.codes[USER_AUDIO], sample.codes[MOSHI_AUDIO]]), whole)
+            for t in sample.meta["turns"]:
+                start = round(t["start"] * sr)  # meta keeps 0.1 ms: within 3 samples
+                phase = min(start % F, F - start % F)  # distance to the nearest frame boundary
+                (user_phases if t["speaker"] == "user" else moshi_phases).append(phase)
+                # the waveform really starts there: silence just before the turn's first samples
+                track = renderer.last_tracks[0 if t["speaker"] == "user" else 1]
+                assert not track[start - F:start - 3].any()
+    assert moshi_phases and max(moshi_phases) <= 3, moshi_phases
+    assert len(user_phases) > 2 and len({p // 10 for p in user_phases}) > 2 and max(user_phases) > 100, user_phases
+
+
 def test_audio_only_as_text_gives_the_same_dialogues_as_text_only_samples(tmp_path: Path) -> None:
     """audio_only_as="text": image-free dialogues become text_only samples (no image, no audio, no TTS),
     the same dialogues a spoken run with that seed makes; the trainer's mixture draws them by weight."""

@@ -95,3 +95,45 @@ def test_eval_run_reproduces_the_results_table(tmp_path, capsys):
         block = json.loads(capsys.readouterr().out)["prompts"][prompts]
         assert block["coverage"] == 100.0
         assert block["text_answer"]["accuracy"] == pytest.approx(res[table]["all"]["accuracy"], abs=0.01)
+
+
+def test_offgrid_condition_is_eval_run_with_lead_samples(tmp_path, capsys):
+    """audio_offgrid (questions half a frame off the 80-ms grid) gives the answers `eval run --lead-samples
+    960` gives on the same sample; the shift really reaches the codec (other codes than on the grid)."""
+    from moshivis.tinyworld.results import ResultsConfig, evaluate
+
+    res_dir = tmp_path / "results"
+    res = evaluate(ResultsConfig(out=str(res_dir), questions=4, offgrid=4, conditions=("audio_offgrid",),
+                                 batch_size=4, progress=False))
+    assert res["audio_offgrid"]["all"]["n"] == 4 and res["audio_offgrid"]["lead_samples"] == 960
+    assert "half a frame off the grid (first 4)" in (res_dir / "results.md").read_text()
+    preds = tmp_path / "p.jsonl"
+    assert main(["eval", "run", "--benchmark", "easy-vqa", "--questions", str(res_dir / "questions.jsonl"),
+                 "--prompts", "audio", "--voices", "tinyworld-train", "--lead-samples", "960", "--batch-size", "4",
+                 "--out", str(preds)]) == 0
+    ours = {r["id"]: r["answer"] for r in map(json.loads, preds.read_text().splitlines())}
+    theirs = {r["id"]: r["answer"] for r in map(json.loads, (res_dir / "audio_offgrid.jsonl").read_text().splitlines())}
+    assert ours == theirs
+    assert main(["eval", "run", "--benchmark", "easy-vqa", "--lead-samples", "-1", "--out", str(tmp_path / "x")]) == 2
+    with pytest.raises(ValueError, match="unknown results conditions"):
+        evaluate(ResultsConfig(out=str(res_dir), questions=4, conditions=("audio_ofgrid",), progress=False))
+
+
+def test_lead_samples_shift_the_question_in_the_codec_stream():
+    """AskConfig.lead_samples: the question starts that many samples later; half a frame changes its codes,
+    a negative value is refused by name."""
+    import numpy as np
+
+    from moshivis.inference.ask import AskConfig, Question, _schedule
+    from moshivis.inference.bundle import EMBEDDED_BUNDLE, load_bundle
+
+    b = load_bundle(EMBEDDED_BUNDLE)
+    F = b.codec.frame_size
+    audio = (0.2 * np.sin(np.arange(F * 10) * 0.05)).astype(np.float32)
+    q = Question(audio=audio)
+    on, _, end_on = _schedule(q, b.tokenizer, b.codec, 8, AskConfig(max_answer_frames=4))
+    off, _, end_off = _schedule(q, b.tokenizer, b.codec, 8, AskConfig(max_answer_frames=4, lead_samples=F // 2))
+    assert (end_on, end_off) == (12, 13) and off.shape[-1] == on.shape[-1] + 1
+    assert not np.array_equal(on[:, 2:12].numpy(), off[:, 2:12].numpy())
+    with pytest.raises(ValueError, match="lead_samples"):
+        _schedule(q, b.tokenizer, b.codec, 8, AskConfig(lead_samples=-5))

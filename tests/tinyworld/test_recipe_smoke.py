@@ -259,3 +259,31 @@ def test_image_data_stages_pass_the_answer_format_to_the_synth(monkeypatch, tmp_
         S.stage_adapter_data(Stage(cfg, "adapter_data"))
     assert seen == [("image_data", False, True), ("adapter_data", False, True),
                     ("image_data", True, False), ("adapter_data", True, False)]
+
+
+def test_subframe_jitter_reaches_every_spoken_data_stage(monkeypatch, tmp_path):
+    """`RecipeConfig.subframe_jitter` reaches the synth of base_data, image_data and adapter_data; off, it is
+    left out of the stage settings (builds recorded before it existed stay done), on, it redoes the data."""
+    from moshivis.tinyworld import stages as S
+    from moshivis.tinyworld.recipe import Stage, stage_settings
+
+    captured: list[tuple[str, bool]] = []
+
+    def fake_run_synth(sc, resume, progress):  # noqa: ANN001
+        captured.append((sc.out_dir, sc.user_subframe_jitter))
+        raise StopIteration
+    import moshivis.data.synth as synth
+
+    monkeypatch.setattr(synth, "run_synth", fake_run_synth)
+    monkeypatch.setattr(S, "_done", lambda stage, name: {"codec": "c", "tokenizer": "t"})
+    for flag in (False, True):
+        cfg = RecipeConfig(work=str(tmp_path), subframe_jitter=flag)
+        for fn, name in ((S.stage_base_data, "base_data"), (S.stage_image_data, "image_data"),
+                         (S.stage_adapter_data, "adapter_data")):
+            with pytest.raises(StopIteration):
+                fn(Stage(cfg, name))
+    assert [j for _, j in captured] == [False] * 3 + [True] * 3
+    off, on = RecipeConfig(work=str(tmp_path)), RecipeConfig(work=str(tmp_path), subframe_jitter=True)
+    assert "subframe_jitter" not in stage_settings(off, "image_data")["fields"]
+    for name in ("base_data", "image_data", "adapter_data", "base", "adapters"):
+        assert stage_settings(off, name) != stage_settings(on, name), name
