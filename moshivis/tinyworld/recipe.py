@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -182,6 +183,32 @@ class Stage:
 PARALLEL = ("base_data", "image_data")  # the synth stages run side by side, two processes on two cores
 
 
+def die_with_parent(parent: int) -> None:
+    """In a stage worker: exit when the build process that started it dies. A killed build (SIGTERM,
+    SIGKILL) used to leave its synth workers running and holding their shard folders' locks, so the next
+    build could not resume them. Linux: the kernel signals us (PR_SET_PDEATHSIG); elsewhere a watcher
+    thread polls the parent id."""
+    import signal
+    import threading
+
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, signal.SIGTERM, 0, 0, 0) == 0:  # 1 = PR_SET_PDEATHSIG
+            if os.getppid() != parent:  # it died before the call: no signal will come
+                os._exit(1)
+            return
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def parallel_group(cfg: RecipeConfig, stages: tuple[str, ...]) -> tuple[str, ...]:
     """The stages the build hands to its two worker processes: PARALLEL, and adapter_data when it draws
     its own dialogues (seed offset != 0 reads nothing of image_data), queued for whichever worker is
@@ -253,7 +280,8 @@ def build(cfg: RecipeConfig, stages: tuple[str, ...] = STAGES, force: bool = Fal
             from concurrent.futures import ProcessPoolExecutor
 
             # spawn: a fresh interpreter per stage, no forked torch/CTranslate2 thread pools.
-            with ProcessPoolExecutor(len(PARALLEL), mp_context=mp.get_context("spawn")) as pool:
+            with ProcessPoolExecutor(len(PARALLEL), mp_context=mp.get_context("spawn"),
+                                     initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
                 futures = {n: pool.submit(_run_in_child, cfg, n, force) for n in group}
                 for n, f in futures.items():
                     out[n], lines = f.result()
