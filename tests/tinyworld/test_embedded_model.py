@@ -115,6 +115,8 @@ def test_offgrid_condition_is_eval_run_with_lead_samples(tmp_path, capsys):
     theirs = {r["id"]: r["answer"] for r in map(json.loads, (res_dir / "audio_offgrid.jsonl").read_text().splitlines())}
     assert ours == theirs
     assert main(["eval", "run", "--benchmark", "easy-vqa", "--lead-samples", "-1", "--out", str(tmp_path / "x")]) == 2
+    assert main(["tinyworld", "results", "--out", str(tmp_path / "r"), "--conditions", "text", "audio_ofgrid"]) == 2
+    assert "audio_ofgrid" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown results conditions"):
         evaluate(ResultsConfig(out=str(res_dir), questions=4, conditions=("audio_ofgrid",), progress=False))
 
