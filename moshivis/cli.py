@@ -272,7 +272,7 @@ def cmd_tinyworld(args: argparse.Namespace) -> int:
 
 
 def cmd_tinyworld_results(args: argparse.Namespace) -> int:
-    from .tinyworld.results import CONDITIONS, ResultsConfig, evaluate, markdown
+    from .tinyworld.results import ResultsConfig, check_conditions, evaluate, markdown
 
     cfg = ResultsConfig(out=args.out, questions=args.questions, unrelated=args.unrelated, switching=args.switching,
                         asr_answers=args.asr_answers, batch_size=args.batch_size, offgrid=args.offgrid)
@@ -280,8 +280,10 @@ def cmd_tinyworld_results(args: argparse.Namespace) -> int:
         cfg.bundle = args.bundle
     if args.conditions:
         cfg.conditions = tuple(args.conditions)
-        if unknown := sorted(set(cfg.conditions) - set(CONDITIONS)):
-            print(f"error: unknown results conditions {unknown}: choose from {' '.join(CONDITIONS)}", file=sys.stderr)
+        try:
+            check_conditions(cfg.conditions)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
             return 2
     print(markdown(evaluate(cfg)))
     return 0

@@ -480,6 +480,32 @@ def test_cli_synth_from_yaml_config(tmp_path: Path, capsys: pytest.CaptureFixtur
 # ------------------------------------------------------------------------------------------ segment codes
 
 
+def _segment_renderer(cfg, codec, tok_dir: Path):  # noqa: ANN001, ANN202
+    """(renderer, dialogues, report) for `cfg`, with a small tokenizer trained on its dialogues."""
+    from moshivis.data.report import SynthReport
+    from moshivis.data.synth import SpokenRenderer, collect_dialogues
+    from moshivis.data.tokenizer import train_tokenizer
+
+    report = SynthReport()
+    dialogues = collect_dialogues(cfg, report, lambda *a: None)
+    tok = train_tokenizer([t.text for d in dialogues for t in d.turns] * 3, tok_dir, 60)
+    return SpokenRenderer(cfg, codec, tok, report), dialogues, report
+
+
+def _spoken_renders(cfg, codec, renderer, dialogues):  # noqa: ANN001, ANN202
+    """Every spoken sample rendered: (sample, laid-out codes [2, 8, T] (user, Moshi), the same tracks'
+    waveforms encoded whole [2, 8, T])."""
+    from moshivis.data.synth import sample_kinds
+
+    for d in dialogues:
+        for kind in sample_kinds(cfg, d):
+            if kind == "speechless":
+                continue
+            sample = renderer.render(d, kind)
+            whole = codec.encode(torch.from_numpy(renderer.last_tracks)[:, None]).numpy()
+            yield sample, np.stack([sample.codes[USER_AUDIO], sample.codes[MOSHI_AUDIO]]), whole
+
+
 @pytest.mark.skipif(not (HERE.parents[1] / "tinyworld" / "codec" / "tiny_codec.safetensors").is_file(),
                     reason="needs the shipped tiny codec (tinyworld/codec)")
 def test_segment_codes_match_whole_track_encoding(tmp_path: Path, quiet_piper) -> None:  # noqa: ANN001
@@ -487,31 +513,19 @@ def test_segment_codes_match_whole_track_encoding(tmp_path: Path, quiet_piper) -
     context the laid-out codes equal an encoding of the whole tracks exactly; with the usual short pauses
     they agree on most frames; repeated turns hit the cache."""
     from moshivis.audio.registry import load_codec
-    from moshivis.data.report import SynthReport
-    from moshivis.data.synth import SpokenRenderer, collect_dialogues, sample_kinds
-    from moshivis.data.tokenizer import train_tokenizer
 
     codec = load_codec("tiny:" + str(HERE.parents[1] / "tinyworld" / "codec"))
     agreement = {}
     for name, gap in (("long", (2.6, 3.0)), ("short", (0.2, 1.0))):
         cfg = easy_config(tmp_path / name, 3, speech_fraction=1.0, p_concat=0.0, segment_codes=True, gap_s=gap,
                           lead_in_s=(2.6, 3.0) if name == "long" else (0.3, 1.0), segment_tail_frames=30)
-        report = SynthReport()
-        dialogues = collect_dialogues(cfg, report, lambda *a: None)
-        tok = train_tokenizer([t.text for d in dialogues for t in d.turns] * 3, tmp_path / f"tok_{name}", 60)
-        renderer = SpokenRenderer(cfg, codec, tok, report)
+        renderer, dialogues, report = _segment_renderer(cfg, codec, tmp_path / f"tok_{name}")
         same = total = 0
-        for d in dialogues:
-            for kind in sample_kinds(cfg, d):
-                if kind == "speechless":
-                    continue
-                sample = renderer.render(d, kind)
-                whole = codec.encode(torch.from_numpy(renderer.last_tracks)[:, None]).numpy()
-                laid = np.stack([sample.codes[USER_AUDIO], sample.codes[MOSHI_AUDIO]])
-                if name == "long":
-                    np.testing.assert_array_equal(laid, whole)
-                same += int((laid == whole).sum())
-                total += laid.size
+        for _, laid, whole in _spoken_renders(cfg, codec, renderer, dialogues):
+            if name == "long":
+                np.testing.assert_array_equal(laid, whole)
+            same += int((laid == whole).sum())
+            total += laid.size
         agreement[name] = same / total
         # every turn was encoded once: a second render of the same dialogue costs no codec call
         calls = report.codec.calls
@@ -528,33 +542,22 @@ def test_user_subframe_jitter_moves_user_turns_off_the_grid(tmp_path: Path, quie
     laid-out codes still equal an encoding of the whole tracks (pauses longer than the codec's context), and
     the word timings follow the shifted starts."""
     from moshivis.audio.registry import load_codec
-    from moshivis.data.report import SynthReport
-    from moshivis.data.synth import SpokenRenderer, collect_dialogues, sample_kinds
-    from moshivis.data.tokenizer import train_tokenizer
 
     codec = load_codec("tiny:" + str(HERE.parents[1] / "tinyworld" / "codec"))
     F, sr = codec.frame_size, codec.sample_rate
     cfg = easy_config(tmp_path / "j", 3, speech_fraction=1.0, p_concat=0.0, segment_codes=True,
                       gap_s=(2.6, 3.0), lead_in_s=(2.6, 3.0), segment_tail_frames=30, user_subframe_jitter=True)
-    report = SynthReport()
-    dialogues = collect_dialogues(cfg, report, lambda *a: None)
-    tok = train_tokenizer([t.text for d in dialogues for t in d.turns] * 3, tmp_path / "tok", 60)
-    renderer = SpokenRenderer(cfg, codec, tok, report)
+    renderer, dialogues, _ = _segment_renderer(cfg, codec, tmp_path / "tok")
     user_phases, moshi_phases = [], []
-    for d in dialogues:
-        for kind in sample_kinds(cfg, d):
-            if kind == "speechless":
-                continue
-            sample = renderer.render(d, kind)
-            whole = codec.encode(torch.from_numpy(renderer.last_tracks)[:, None]).numpy()
-            np.testing.assert_array_equal(np.stack([sample.codes[USER_AUDIO], sample.codes[MOSHI_AUDIO]]), whole)
-            for t in sample.meta["turns"]:
-                start = round(t["start"] * sr)  # meta keeps 0.1 ms: within 3 samples
-                phase = min(start % F, F - start % F)  # distance to the nearest frame boundary
-                (user_phases if t["speaker"] == "user" else moshi_phases).append(phase)
-                # the waveform really starts there: silence just before the turn's first samples
-                track = renderer.last_tracks[0 if t["speaker"] == "user" else 1]
-                assert not track[start - F:start - 3].any()
+    for sample, laid, whole in _spoken_renders(cfg, codec, renderer, dialogues):
+        np.testing.assert_array_equal(laid, whole)
+        for t in sample.meta["turns"]:
+            start = round(t["start"] * sr)  # meta keeps 0.1 ms: within 3 samples
+            phase = min(start % F, F - start % F)  # distance to the nearest frame boundary
+            (user_phases if t["speaker"] == "user" else moshi_phases).append(phase)
+            # the waveform really starts there: silence just before the turn's first samples
+            track = renderer.last_tracks[0 if t["speaker"] == "user" else 1]
+            assert not track[start - F:start - 3].any()
     assert moshi_phases and max(moshi_phases) <= 3, moshi_phases
     assert len(user_phases) > 2 and len({p // 10 for p in user_phases}) > 2 and max(user_phases) > 100, user_phases
 
