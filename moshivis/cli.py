@@ -259,10 +259,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_tinyworld(args: argparse.Namespace) -> int:
     from .tinyworld.recipe import STAGES, RecipeConfig, build
 
+    if args.subframe_phases < 0 or (args.subframe_phases and not args.subframe_jitter):
+        print(f"error: --subframe-phases {args.subframe_phases}: give N >= 1 together with --subframe-jitter "
+              "(0: any phase)", file=sys.stderr)
+        return 2
     cfg = RecipeConfig(work=args.work, smoke=args.smoke, seed=args.seed, reuse_shipped=args.reuse_shipped,
                        parallel=not args.serial, adapter_data_seed_offset=args.adapter_data_seed_offset,
                        evidence_first=args.evidence_first, present_questions=args.present_questions,
                        verdict_weight=args.verdict_weight, subframe_jitter=args.subframe_jitter,
+                       subframe_phases=args.subframe_phases,
                        **({} if args.listen_steps is None else {"listen_steps": args.listen_steps}))
     stages = tuple(args.stages) if args.stages else STAGES
     result = build(cfg, stages=stages, force=args.force)
@@ -514,6 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "README, stop 14)")
     b.add_argument("--subframe-jitter", action="store_true",
                    help="spoken user turns start at a random phase inside their 80-ms frame (live audio does)")
+    b.add_argument("--subframe-phases", type=int, default=0,
+                   help="with --subframe-jitter: one of N evenly spaced phases (each cached; far cheaper to "
+                        "synthesise), 0: any sample (default)")
     b.add_argument("--present-questions", action="store_true",
                    help="easy-vqa dialogues also ask yes/no about the image's own colour and shape "
                         "(not shipped: README, stop 15)")

@@ -93,3 +93,14 @@ def test_eval_score_easy_vqa(tmp_path, capsys):
     expected = 100 * sum(1 for i in range(len(items)) if i % 2 == 0) / len(items)
     assert acc is not None and abs(acc - expected) < 0.01, (acc, expected)
     assert (tmp_path / "rep" / "report.md").is_file()
+
+
+def test_tinyworld_build_refuses_subframe_phases_without_jitter(tmp_path, capsys):
+    """--subframe-phases picks the jitter's phases: alone (or negative) it is refused before any stage runs."""
+    work = tmp_path / "w"
+    assert main(["tinyworld", "build", "--smoke", "--work", str(work), "--subframe-phases", "4"]) == 2
+    assert "--subframe-phases 4" in capsys.readouterr().err
+    assert main(["tinyworld", "build", "--smoke", "--work", str(work), "--subframe-jitter", "--subframe-phases",
+                 "-1"]) == 2
+    assert "--subframe-phases -1" in capsys.readouterr().err
+    assert not work.exists()

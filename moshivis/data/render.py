@@ -253,7 +253,8 @@ class SpokenRenderer:
             if cfg.segment_codes:  # turns on frame boundaries: their cached codes then fit the grid
                 starts.append(int(round(t * sr / F)) * F)
                 if cfg.user_subframe_jitter and r.turn.speaker == "user":  # ... plus a phase (see SynthConfig)
-                    starts[-1] += rng.randrange(F)
+                    P = cfg.user_subframe_phases
+                    starts[-1] += rng.randrange(P) * F // P if P else rng.randrange(F)
             else:
                 starts.append(int(round(t * sr)))
             t = (starts[-1] + len(r.audio)) / sr

@@ -162,6 +162,10 @@ class SynthConfig:
     # frames at any phase, and the tiny codec's codes of one utterance change with that phase; measured on
     # the stop-13 bundle, shifting a spoken question by a sixth of a frame changed its answer half the time.
     user_subframe_jitter: bool = False
+    # With the jitter: 0 draws the phase among all of a frame's samples, so every user turn is encoded afresh
+    # (the synth ran ~4x slower: the codec's Whisper window per frame, stop 17); P > 0 draws one of P evenly
+    # spaced phases (k * frame / P), so each (voice, text) is encoded at most P times and then cached.
+    user_subframe_phases: int = 0
     speechless_gap_frames: int = 2
     samples_per_shard: int = 256
     embed_images: bool = False
@@ -193,6 +197,11 @@ class SynthConfig:
                 or self.audio_only_max_pairs < 1):
             raise ValueError("max_frames, samples_per_shard and audio_only_max_pairs must be >= 1; audio_only and "
                              "tail_s >= 0")
+        if self.user_subframe_phases < 0:
+            raise ValueError(f"user_subframe_phases must be >= 0, got {self.user_subframe_phases}")
+        if self.user_subframe_phases and not (self.user_subframe_jitter and self.segment_codes):
+            raise ValueError("user_subframe_phases needs user_subframe_jitter and segment_codes (it picks the "
+                             "jitter's phases so that segment codes can be cached)")
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))  # tuples -> lists: what JSON/YAML give back

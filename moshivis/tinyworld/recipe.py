@@ -98,6 +98,9 @@ class RecipeConfig:
     # Spoken user turns start at a random phase inside their 80-ms frame (SynthConfig.user_subframe_jitter),
     # not always on the grid: the stop-13 bundle's spoken answers changed with a question's phase (README).
     subframe_jitter: bool = False
+    # With the jitter: 0, any phase (every user turn encoded afresh); P > 0, one of P phases, each encoding of
+    # a (voice, text) cached (SynthConfig.user_subframe_phases): the jittered synth then costs far less.
+    subframe_phases: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def scaled(self) -> "RecipeConfig":
@@ -114,13 +117,15 @@ class RecipeConfig:
 _COMMON = ("seed", "smoke", "work", "artefacts")
 # What the image dialogues' generator reads (image_data and adapter_data make them alike).
 _IMAGE_DIALOGUES = ("image_rows", "max_turns", "speech_fraction", "audio_only", "p_concat", "paraphrase_prob",
-                    "evidence_first", "present_questions", "held_out_voices", "segment_codes", "subframe_jitter")
+                    "evidence_first", "present_questions", "held_out_voices", "segment_codes", "subframe_jitter",
+                    "subframe_phases")
 DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "codec": (("codec_minutes", "reuse_shipped"), ()),
     "vision": (("vision_minutes", "reuse_shipped"), ()),
     "tokenizer": (("tokenizer_vocab", "base_dialogues", "image_rows"), ()),
     "init": (("user_input_codebooks", "model_input_codebooks"), ("codec", "vision", "tokenizer")),
-    "base_data": (("base_dialogues", "base_max_pairs", "segment_codes", "subframe_jitter"), ("codec", "tokenizer")),
+    "base_data": (("base_dialogues", "base_max_pairs", "segment_codes", "subframe_jitter", "subframe_phases"),
+                  ("codec", "tokenizer")),
     "base": (("base_steps", "base_text_weight", "base_image_dialogues", "batch_size", "max_frames", "verdict_weight",
               "extra"),
              ("init", "base_data", "image_data")),
@@ -136,7 +141,7 @@ DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 # Fields added after builds were recorded, with the value those builds had: at that value a field is left
 # out of the settings, so a finished stage stays done (a resumed build does not retrain the base for it).
 ADDED_LATER: dict[str, Any] = {"evidence_first": False, "present_questions": False, "verdict_weight": 1.0,
-                               "subframe_jitter": False}
+                               "subframe_jitter": False, "subframe_phases": 0}
 
 
 def stage_settings(cfg: "RecipeConfig", name: str) -> dict[str, Any]:
@@ -210,11 +215,11 @@ def die_with_parent(parent: int) -> None:
 
 
 def parallel_group(cfg: RecipeConfig, stages: tuple[str, ...]) -> tuple[str, ...]:
-    """The stages the build hands to its two worker processes: PARALLEL, and adapter_data when it draws
-    its own dialogues (seed offset != 0 reads nothing of image_data), queued for whichever worker is
-    free first (the one whose stage was already done, on a rebuild of the image data)."""
-    extra = ("adapter_data",) if cfg.adapter_data_seed_offset != 0 and "adapter_data" in stages else ()
-    return (*PARALLEL, *extra)
+    """The stages the build hands to its two worker processes: those of PARALLEL asked for, and adapter_data
+    when asked for and drawing its own dialogues (seed offset != 0 reads nothing of image_data), queued for
+    whichever worker is free first (the one whose stage was already done, on a rebuild of the image data)."""
+    extra = ("adapter_data",) if cfg.adapter_data_seed_offset != 0 else ()
+    return tuple(s for s in (*PARALLEL, *extra) if s in stages)
 
 
 def _stage_fn(name: str) -> Callable[[Stage], dict[str, Any]]:
@@ -270,8 +275,8 @@ def build(cfg: RecipeConfig, stages: tuple[str, ...] = STAGES, force: bool = Fal
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; stages are {', '.join(STAGES)}")
     out: dict[str, Any] = {}
-    side_by_side = cfg.parallel and all(s in stages for s in PARALLEL)
     group = parallel_group(cfg, stages)
+    side_by_side = cfg.parallel and len(group) > 1  # e.g. image_data | adapter_data without base_data
     for name in STAGES:
         if name not in stages or name in out:
             continue

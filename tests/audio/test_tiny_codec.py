@@ -225,3 +225,15 @@ def test_quiet_windows_share_one_encoder_pass_exactly(small: TinyCodec) -> None:
     assert torch.equal(fast, full)
     quiet = int((windows.amax(dim=(1, 2)) <= ref - 8).sum())
     assert quiet > 20 and seen == [windows.shape[0] - quiet + 1]
+
+
+def test_codes_move_with_whole_frames_and_change_within_one(small: TinyCodec) -> None:
+    """`phase.code_agreement` (README, stop 17): a whole frame of silence more shifts the codes by one frame
+    and changes none of them; half a frame changes some. The script's numbers rest on both."""
+    from moshivis.audio.tiny.phase import code_agreement
+
+    audio = speech()[0, 0].numpy()
+    agree = code_agreement(small, [audio], [F, 2 * F, F // 2])
+    assert agree[str(F)] == [1.0] * 8 and agree[str(2 * F)] == [1.0] * 8
+    assert min(agree[str(F // 2)]) < 1.0
+    assert all(0.0 <= a <= 1.0 for a in agree[str(F // 2)])

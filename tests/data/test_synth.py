@@ -562,6 +562,39 @@ def test_user_subframe_jitter_moves_user_turns_off_the_grid(tmp_path: Path, quie
     assert len(user_phases) > 2 and len({p // 10 for p in user_phases}) > 2 and max(user_phases) > 100, user_phases
 
 
+@pytest.mark.skipif(not (HERE.parents[1] / "tinyworld" / "codec" / "tiny_codec.safetensors").is_file(),
+                    reason="needs the shipped tiny codec (tinyworld/codec)")
+def test_user_subframe_phases_pick_few_phases_and_reuse_their_codes(tmp_path: Path, quiet_piper) -> None:  # noqa: ANN001
+    """user_subframe_phases = 4: user turns start at one of 4 evenly spaced phases, the laid-out codes still
+    equal a whole-track encoding, and each (voice, text) is encoded at most 4 times (the cache is why)."""
+    from moshivis.audio.registry import load_codec
+
+    codec = load_codec("tiny:" + str(HERE.parents[1] / "tinyworld" / "codec"))
+    F, sr = codec.frame_size, codec.sample_rate
+    cfg = easy_config(tmp_path / "p", 4, speech_fraction=1.0, p_concat=0.0, segment_codes=True,
+                      gap_s=(2.6, 3.0), lead_in_s=(2.6, 3.0), segment_tail_frames=30, user_subframe_jitter=True,
+                      user_subframe_phases=4)
+    renderer, dialogues, _ = _segment_renderer(cfg, codec, tmp_path / "tok")
+    phases = []
+    for sample, laid, whole in _spoken_renders(cfg, codec, renderer, dialogues):
+        np.testing.assert_array_equal(laid, whole)
+        phases += [round(t["start"] * sr) % F for t in sample.meta["turns"] if t["speaker"] == "user"]
+    allowed = {0, F // 4, F // 2, 3 * F // 4}
+    assert all(min(abs(p - a) for a in allowed | {F}) <= 3 for p in phases), phases  # meta keeps 0.1 ms
+    assert len({round(p / (F // 4)) % 4 for p in phases}) > 1, phases
+    per_text: dict[tuple[str, str], int] = {}
+    for voice, text, _ in renderer._segments:
+        per_text[(voice, text)] = per_text.get((voice, text), 0) + 1
+    assert per_text and max(per_text.values()) <= 4
+
+
+def test_user_subframe_phases_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="user_subframe_phases must be >= 0"):
+        easy_config(tmp_path, 1, segment_codes=True, user_subframe_jitter=True, user_subframe_phases=-1).validate()
+    with pytest.raises(ValueError, match="needs user_subframe_jitter"):
+        easy_config(tmp_path, 1, segment_codes=True, user_subframe_phases=4).validate()
+
+
 def test_audio_only_as_text_gives_the_same_dialogues_as_text_only_samples(tmp_path: Path) -> None:
     """audio_only_as="text": image-free dialogues become text_only samples (no image, no audio, no TTS),
     the same dialogues a spoken run with that seed makes; the trainer's mixture draws them by weight."""

@@ -192,6 +192,9 @@ def test_adapter_data_is_synthesised_beside_the_other_data_stages(smoke):
     assert parallel_group(cfg, STAGES) == ("base_data", "image_data", "adapter_data")
     assert parallel_group(dataclasses.replace(cfg, adapter_data_seed_offset=0), STAGES) == ("base_data", "image_data")
     assert parallel_group(cfg, tuple(s for s in STAGES if s != "adapter_data")) == ("base_data", "image_data")
+    # Only the stages asked for: a rebuild of the image-side data runs its two stages side by side.
+    assert parallel_group(cfg, ("image_data", "adapter_data")) == ("image_data", "adapter_data")
+    assert parallel_group(cfg, ("base_data", "base")) == ("base_data",)
     started = [line.split()[1] for line in logs if line.endswith(" ...")]
     assert started.index("adapter_data") < started.index("base"), started
 
@@ -267,23 +270,25 @@ def test_subframe_jitter_reaches_every_spoken_data_stage(monkeypatch, tmp_path):
     from moshivis.tinyworld import stages as S
     from moshivis.tinyworld.recipe import Stage, stage_settings
 
-    captured: list[tuple[str, bool]] = []
+    captured: list[tuple[str, bool, int]] = []
 
     def fake_run_synth(sc, resume, progress):  # noqa: ANN001
-        captured.append((sc.out_dir, sc.user_subframe_jitter))
+        captured.append((sc.out_dir, sc.user_subframe_jitter, sc.user_subframe_phases))
         raise StopIteration
     import moshivis.data.synth as synth
 
     monkeypatch.setattr(synth, "run_synth", fake_run_synth)
     monkeypatch.setattr(S, "_done", lambda stage, name: {"codec": "c", "tokenizer": "t"})
-    for flag in (False, True):
-        cfg = RecipeConfig(work=str(tmp_path), subframe_jitter=flag)
+    for flag, phases in ((False, 0), (True, 0), (True, 4)):
+        cfg = RecipeConfig(work=str(tmp_path), subframe_jitter=flag, subframe_phases=phases)
         for fn, name in ((S.stage_base_data, "base_data"), (S.stage_image_data, "image_data"),
                          (S.stage_adapter_data, "adapter_data")):
             with pytest.raises(StopIteration):
                 fn(Stage(cfg, name))
-    assert [j for _, j in captured] == [False] * 3 + [True] * 3
+    assert [(j, p) for _, j, p in captured] == [(False, 0)] * 3 + [(True, 0)] * 3 + [(True, 4)] * 3
     off, on = RecipeConfig(work=str(tmp_path)), RecipeConfig(work=str(tmp_path), subframe_jitter=True)
+    four = RecipeConfig(work=str(tmp_path), subframe_jitter=True, subframe_phases=4)
     assert "subframe_jitter" not in stage_settings(off, "image_data")["fields"]
+    assert "subframe_phases" not in stage_settings(on, "image_data")["fields"]
     for name in ("base_data", "image_data", "adapter_data", "base", "adapters"):
-        assert stage_settings(off, name) != stage_settings(on, name), name
+        assert stage_settings(off, name) != stage_settings(on, name) != stage_settings(four, name), name
