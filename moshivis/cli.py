@@ -520,8 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--subframe-jitter", action="store_true",
                    help="spoken user turns start at a random phase inside their 80-ms frame (live audio does)")
     b.add_argument("--subframe-phases", type=int, default=0,
-                   help="with --subframe-jitter: one of N evenly spaced phases (each cached; far cheaper to "
-                        "synthesise), 0: any sample (default)")
+                   help="with --subframe-jitter: one of N evenly spaced phases, so repeated turns are encoded at "
+                        "most N times (cached); 0: any sample (default)")
     b.add_argument("--present-questions", action="store_true",
                    help="easy-vqa dialogues also ask yes/no about the image's own colour and shape "
                         "(not shipped: README, stop 15)")

@@ -99,7 +99,7 @@ class RecipeConfig:
     # not always on the grid: the stop-13 bundle's spoken answers changed with a question's phase (README).
     subframe_jitter: bool = False
     # With the jitter: 0, any phase (every user turn encoded afresh); P > 0, one of P phases, each encoding of
-    # a (voice, text) cached (SynthConfig.user_subframe_phases): the jittered synth then costs far less.
+    # a (voice, text) cached (SynthConfig.user_subframe_phases), for builds large enough to repeat turns.
     subframe_phases: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
