@@ -103,6 +103,12 @@ class RecipeConfig:
     subframe_phases: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Here, not only in SynthConfig.validate: a bad value is refused before any stage runs.
+        if self.subframe_phases < 0 or (self.subframe_phases and not self.subframe_jitter):
+            raise ValueError(f"--subframe-phases {self.subframe_phases} (subframe_phases): give N >= 1 together with "
+                             "--subframe-jitter (subframe_jitter; 0: any phase)")
+
     def scaled(self) -> "RecipeConfig":
         """Toy sizes for CI (`smoke`): every stage runs, in seconds."""
         if not self.smoke:

@@ -129,7 +129,7 @@ def _synth(stage: Stage, out: Path, **kw: Any) -> dict[str, Any]:
                      moshi_voice=MOSHI_VOICE, user_voices=user_voices(), codec=f"tiny:{codec_dir}",
                      tokenizer=_done(stage, "tokenizer")["tokenizer"], max_frames=1000,
                      segment_codes=cfg.segment_codes, user_subframe_jitter=cfg.subframe_jitter,
-                     user_subframe_phases=cfg.subframe_phases if cfg.subframe_jitter else 0, **kw)
+                     user_subframe_phases=cfg.subframe_phases, **kw)
     result = run_synth(sc, resume=out.exists(), progress=not cfg.smoke)
     from ..data.shards import read_manifest
 

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -582,9 +583,7 @@ def test_user_subframe_phases_pick_few_phases_and_reuse_their_codes(tmp_path: Pa
     allowed = {0, F // 4, F // 2, 3 * F // 4}
     assert all(min(abs(p - a) for a in allowed | {F}) <= 3 for p in phases), phases  # meta keeps 0.1 ms
     assert len({round(p / (F // 4)) % 4 for p in phases}) > 1, phases
-    per_text: dict[tuple[str, str], int] = {}
-    for voice, text, _ in renderer._segments:
-        per_text[(voice, text)] = per_text.get((voice, text), 0) + 1
+    per_text = Counter((voice, text) for voice, text, _ in renderer._segments)
     assert per_text and max(per_text.values()) <= 4
 
 

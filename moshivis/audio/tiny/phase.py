@@ -16,13 +16,19 @@ VARIANTS = {"newest 4 (shipped)": (0, 4), "newest 8": (0, 8), "newest 12": (0, 1
             "one frame back, 4": (4, 4), "one frame back, 8": (4, 8)}
 
 
+def placed(audio: np.ndarray, frame_size: int, shift: int) -> tuple[torch.Tensor, int]:
+    """wav [1, 1, S]: 2 frames + `shift` samples of silence, `audio`, then silence; and the frame after the
+    speech's last one on the unshifted grid (frames 2..end hold speech)."""
+    end = 2 + -(-len(audio) // frame_size)
+    wav = np.zeros((end + 1) * frame_size + shift, np.float32)
+    wav[2 * frame_size + shift:2 * frame_size + shift + len(audio)] = audio
+    return torch.from_numpy(wav)[None, None], end
+
+
 def speech_codes(codec, audio: np.ndarray, shift: int) -> tuple[torch.Tensor, int]:
-    """Codes [8, T] of `audio` after 2 frames + `shift` samples of silence, and T's speech end frame."""
-    F = codec.frame_size
-    end = 2 + -(-len(audio) // F)
-    wav = np.zeros((end + 1) * F + shift, np.float32)
-    wav[2 * F + shift:2 * F + shift + len(audio)] = audio
-    return codec.encode(torch.from_numpy(wav)[None, None])[0], end
+    """Codes [8, T] of `audio` placed as `placed` does, and the speech's end frame."""
+    wav, end = placed(audio, codec.frame_size, shift)
+    return codec.encode(wav)[0], end
 
 
 def code_agreement(codec, utterances: list[np.ndarray], shifts: list[int]) -> dict[str, list[float]]:
@@ -44,14 +50,11 @@ def pooling_variants(codec, utterances: list[np.ndarray], shifts: list[int]) -> 
     from moshivis.audio.tiny.kmeans import kmeans, nearest
     from moshivis.audio.tiny.semantic import encode_windows, sliding_windows
 
-    F = codec.frame_size
     states: dict[int, list[torch.Tensor]] = {s: [] for s in [0, *shifts]}  # per utterance [T, 100, 384]
     for audio in utterances:
-        end = 2 + -(-len(audio) // F)
         for s in states:
-            wav = np.zeros((end + 1) * F + s, np.float32)
-            wav[2 * F + s:2 * F + s + len(audio)] = audio
-            raw = whisper_log10mel(codec._check_wav(torch.from_numpy(wav)[None, None]))
+            wav, end = placed(audio, codec.frame_size, s)
+            raw = whisper_log10mel(codec._check_wav(wav))
             st = encode_windows(codec.whisper, sliding_windows(raw, codec.config.whisper_window),
                                 codec.config.whisper_ref_max)
             states[s].append(st[2:end].float())
