@@ -34,11 +34,13 @@ class ChatResult:
 
 async def chat(url: str, image: bytes, audio: np.ndarray, *, tail_s: float = 4.0, realtime: bool = True,
                pcm: bool = False, typed: str | None = None, new_image: bytes | None = None,
-               timeout: float = 60.0, headers: dict[str, str] | None = None) -> ChatResult:
+               timeout: float = 60.0, headers: dict[str, str] | None = None, drain_s: float = 10.0) -> ChatResult:
     """One conversation. audio: the user's question, float32 at 24 kHz, followed by `tail_s` of silence
     while Moshi answers. realtime: send one chunk per 80 ms (as a microphone would); else as fast as the
     server takes it. pcm: use the 0x09 PCM extension instead of Opus. typed: a question sent as text
-    (0x02) right after the handshake. new_image: sent half way through the audio (switch images)."""
+    (0x02) right after the handshake. new_image: sent half way through the audio (switch images).
+    drain_s: after the last chunk, wait up to this long for Moshi's audio to cover what was sent (the server
+    answers one frame per frame, but a loaded server runs behind the microphone), then hang up."""
     import aiohttp
     import sphn
 
@@ -103,6 +105,13 @@ async def chat(url: str, image: bytes, audio: np.ndarray, *, tail_s: float = 4.0
                         await asyncio.sleep(max(0.0, start + (i + 1) * CHUNK / SAMPLE_RATE - time.monotonic()))
                     else:
                         await asyncio.sleep(0)
+                # A busy server runs behind: wait (bounded) until its answer covers what was sent, less the
+                # codec's and Opus's few frames of delay, so that lag is not mistaken for a short answer.
+                sent = n_chunks * CHUNK
+                drain_end = time.monotonic() + drain_s
+                while (sum(len(r) for r in received) < sent - 3 * CHUNK and not recv_task.done()
+                       and time.monotonic() < drain_end):
+                    await asyncio.sleep(0.02)
                 # Let the last frames come back, then hang up.
                 await asyncio.sleep(0.5 if realtime else 1.0)
             await ws.close()
