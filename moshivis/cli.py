@@ -262,6 +262,7 @@ def cmd_tinyworld(args: argparse.Namespace) -> int:
     cfg = RecipeConfig(work=args.work, smoke=args.smoke, seed=args.seed, reuse_shipped=args.reuse_shipped,
                        parallel=not args.serial, adapter_data_seed_offset=args.adapter_data_seed_offset,
                        evidence_first=args.evidence_first, present_questions=args.present_questions,
+                       echo_question=args.echo_question,
                        verdict_weight=args.verdict_weight, subframe_jitter=args.subframe_jitter,
                        subframe_phases=args.subframe_phases,
                        **({} if args.listen_steps is None else {"listen_steps": args.listen_steps}))
@@ -508,6 +509,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--evidence-first", action="store_true",
                    help="easy-vqa yes/no answers name what the image shows before the verdict (not shipped: "
                         "README, stop 14)")
+    b.add_argument("--echo-question", action="store_true",
+                   help="with --evidence-first: yes/no answers first repeat what was asked (\"A red shape? The "
+                        "shape is blue, so no, ...\")")
     b.add_argument("--subframe-jitter", action="store_true",
                    help="spoken user turns start at a random phase inside their 80-ms frame (live audio does)")
     b.add_argument("--subframe-phases", type=int, default=0,

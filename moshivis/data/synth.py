@@ -119,6 +119,7 @@ class DialogueConfig:
     paraphrase_prob: float = 0.0
     evidence_first: bool = False  # TemplateConfig.evidence_first
     present_questions: bool = False  # TemplateConfig.present_questions
+    echo_question: bool = False  # TemplateConfig.echo_question
     llm: dict[str, Any] | None = None
     llm_workers: int = 4
 
@@ -306,7 +307,7 @@ def make_dialogues(cfg: SynthConfig, rows: Iterable[SourceRow]) -> Iterator[Dial
     if dc.generator == "templates":
         tcfg = TemplateConfig(min_turns=dc.min_turns, max_turns=dc.max_turns, numbers_as_words=dc.numbers_as_words,
                               paraphrase_prob=dc.paraphrase_prob, evidence_first=dc.evidence_first,
-                              present_questions=dc.present_questions)
+                              present_questions=dc.present_questions, echo_question=dc.echo_question)
         for row in rows:
             yield make_dialogue(row, _question_type(cfg, row), cfg.seed, tcfg)
         return

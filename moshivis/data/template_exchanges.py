@@ -146,7 +146,7 @@ class ExchangeBuilder:
                                      f"I see {easy_thing(self.attrs)} on a plain background.", opener=True))
             for p, q, a in self._easy_qa():
                 q2, para = self._maybe_paraphrase(q)
-                said = easy_vqa_spoken_answer(p, a, self.attrs, rng, self.config.evidence_first)
+                said = easy_vqa_spoken_answer(p, a, self.attrs, rng, self.config.evidence_first, self.config.echo_question)
                 out.append(Exchange("properties", as_sentence(q2), said, paraphrased=para))
         else:
             for q, a in self.qa:
@@ -290,7 +290,7 @@ class ExchangeBuilder:
         if self.easy:
             for p, q, a in self._easy_qa():
                 q2, _ = self._maybe_paraphrase(q)
-                said = easy_vqa_spoken_answer(p, a, self.attrs, rng, self.config.evidence_first)
+                said = easy_vqa_spoken_answer(p, a, self.attrs, rng, self.config.evidence_first, self.config.echo_question)
                 items.append(QuizItem(as_sentence(q2), a, said, _distractors(a, EASY_COLORS, rng)))
         else:
             for q, a in self.qa:

@@ -88,6 +88,7 @@ class TemplateConfig:
     p_correct: float = 0.6  # teacher_student: how often the "student" answers right
     evidence_first: bool = False  # easy-vqa yes/no + misleading answers: what the image shows, then the verdict
     present_questions: bool = False  # easy-vqa: also ask yes/no about the image's own colour and shape
+    echo_question: bool = False  # with evidence_first: yes/no answers first repeat what was asked ("A red shape? ...")
 
 
 # ---------------------------------------------------------------------------------------- assembly

@@ -77,6 +77,9 @@ class RecipeConfig:
     # so "present" verdicts are no longer 12% of them. Off: stop 15's rebuild with both options got 57.8% typed
     # (yes/no 47.9): the verdict followed the answer's own evidence only 53% of the time (README).
     present_questions: bool = False
+    # With evidence_first: yes/no answers first echo what was asked ("A red shape? The shape is blue, so no, ...",
+    # TemplateConfig.echo_question), so the verdict compares two words a few pieces apart in Moshi's own text.
+    echo_question: bool = False
     # The adapters' image dialogues: image_data's generator again with seed + this offset (0: image_data
     # itself). The base trains on image_data (images dropped) for thousands of steps and memorises its
     # spoken dialogues: on them the frozen base alone said 88% of the colour/shape/yes-no words, on fresh
@@ -105,6 +108,9 @@ class RecipeConfig:
 
     def __post_init__(self) -> None:
         # Here, not only in SynthConfig.validate: a bad value is refused before any stage runs.
+        if self.echo_question and not self.evidence_first:
+            raise ValueError("--echo-question (echo_question) needs --evidence-first (evidence_first): the echo "
+                             "opens an evidence-first answer")
         if self.subframe_phases < 0 or (self.subframe_phases and not self.subframe_jitter):
             raise ValueError(f"--subframe-phases {self.subframe_phases} (subframe_phases): give N >= 1 together with "
                              "--subframe-jitter (subframe_jitter; 0: any phase)")
@@ -123,7 +129,7 @@ class RecipeConfig:
 _COMMON = ("seed", "smoke", "work", "artefacts")
 # What the image dialogues' generator reads (image_data and adapter_data make them alike).
 _IMAGE_DIALOGUES = ("image_rows", "max_turns", "speech_fraction", "audio_only", "p_concat", "paraphrase_prob",
-                    "evidence_first", "present_questions", "held_out_voices", "segment_codes", "subframe_jitter",
+                    "evidence_first", "present_questions", "echo_question", "held_out_voices", "segment_codes", "subframe_jitter",
                     "subframe_phases")
 DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "codec": (("codec_minutes", "reuse_shipped"), ()),
@@ -146,7 +152,8 @@ DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 # Fields added after builds were recorded, with the value those builds had: at that value a field is left
 # out of the settings, so a finished stage stays done (a resumed build does not retrain the base for it).
-ADDED_LATER: dict[str, Any] = {"evidence_first": False, "present_questions": False, "verdict_weight": 1.0,
+ADDED_LATER: dict[str, Any] = {"evidence_first": False, "present_questions": False, "echo_question": False,
+                               "verdict_weight": 1.0,
                                "subframe_jitter": False, "subframe_phases": 0}
 
 

@@ -291,7 +291,8 @@ def _image_dialogues(stage: Stage, seed: int) -> dict[str, Any]:
                   source=SourceConfig(kind="easy-vqa", split="train", limit=cfg.image_rows),
                   dialogues=DialogueConfig(question_types=["properties", "mixed", "misleading"], max_turns=cfg.max_turns,
                                            paraphrase_prob=cfg.paraphrase_prob, evidence_first=cfg.evidence_first,
-                                           present_questions=cfg.present_questions),
+                                           present_questions=cfg.present_questions,
+                                           echo_question=cfg.echo_question),
                   audio_only=cfg.audio_only, speech_fraction=cfg.speech_fraction, p_concat=cfg.p_concat, seed=seed)
 
 

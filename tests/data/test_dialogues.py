@@ -109,6 +109,18 @@ def test_vqa_answers_are_spoken(easy_rows: list[SourceRow]) -> None:
             assert said[q].startswith(seen) and said[q][len(seen):].startswith(verdict), (q, a, said[q])
             checked += 1
     assert checked
+    # echo_question: the question's colour or shape (and its negation) repeated first, then the same answer.
+    echoed = make_dialogue(row, "properties", seed=1, config=TemplateConfig(min_turns=16, max_turns=16,
+                                                                           evidence_first=True, echo_question=True))
+    for plain, echo in zip(d.turns[1::2], echoed.turns[1::2]):
+        q = echoed.turns[echoed.turns.index(echo) - 1].text
+        p = parse_easy_vqa_question(q)
+        if p is None or p.intent not in ("has_color", "not_color", "has_shape", "not_shape"):
+            assert echo.text == plain.text
+            continue
+        asked, _, rest = echo.text.partition("? ")
+        assert rest == plain.text and p.value in asked.lower(), (q, echo.text)
+        assert asked.startswith("Not ") == p.intent.startswith("not"), (q, echo.text)
 
 
 def test_present_questions_ask_about_what_the_image_shows(easy_rows: list[SourceRow]) -> None:

@@ -30,15 +30,18 @@ def test_hand_worked_sentences() -> None:
     assert extract_answer("Is there a red shape?", "The shape is red, so yes, there is a red shape.") == "yes"
     assert extract_answer("Is there no circle?", "The shape is a circle, so actually there is a circle.") == "no"
     assert extract_answer("Is there no circle?", "The shape is a triangle, so that's right, there is no circle.") == "yes"
+    assert extract_answer("Is there a red shape?", "A red shape? The shape is red, so yes, there is a red shape.") == "yes"
+    assert extract_answer("Is there no circle?", "Not a circle? The shape is a triangle, so that's right, there is no "
+                          "circle.") == "yes"
     assert extract_answer("Is there a circle?", "The shape is a circle, so.") is None  # no verdict said
     assert extract_answer("What shape is present?", "I don't know.") is None
     assert extract_answer("Not an easy-vqa question", "Yes.") is None
 
 
-@pytest.mark.parametrize("evidence_first", [False, True])
-def test_every_generated_answer_reads_back_to_its_ground_truth(evidence_first: bool) -> None:
+@pytest.mark.parametrize("evidence_first,echo", [(False, False), (True, False), (True, True)])
+def test_every_generated_answer_reads_back_to_its_ground_truth(evidence_first: bool, echo: bool) -> None:
     """The sentences the data pipeline makes Moshi say, for every test question in its own wording and in
-    a paraphrase, give back exactly the ground-truth word (verdict first, and evidence first)."""
+    a paraphrase, give back exactly the ground-truth word (verdict first, evidence first, echoed)."""
     texts, answers, image_ids, _ = easy_vqa_split("test")
     by_image: dict[int, list[tuple[str, list[str]]]] = {}
     for q, a, i in zip(texts, answers, image_ids):
@@ -50,7 +53,7 @@ def test_every_generated_answer_reads_back_to_its_ground_truth(evidence_first: b
         for wording in (q, paraphrase(q, rng)):
             parsed = parse_easy_vqa_question(wording)
             assert parsed is not None
-            sentence = easy_vqa_spoken_answer(parsed, a, attrs, rng, evidence_first)
+            sentence = easy_vqa_spoken_answer(parsed, a, attrs, rng, evidence_first, echo)
             assert extract_answer(wording, sentence) == a, (wording, a, sentence)
             n += 1
     assert n > 5000

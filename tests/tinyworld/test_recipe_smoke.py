@@ -140,8 +140,9 @@ def test_stage_settings_follow_dependencies():
                if stage_settings(a, n) != stage_settings(dataclasses.replace(a, adapter_audio_weight=1.0), n)}
     assert changed == {"adapters", "bundle"}
     # the answer format changes both image dialogue sets and everything trained on them
-    for field in ("evidence_first", "present_questions"):
-        changed = {n for n in STAGES if stage_settings(a, n) != stage_settings(dataclasses.replace(a, **{field: True}), n)}
+    for field in ("evidence_first", "present_questions", "echo_question"):
+        b = dataclasses.replace(a, **{field: True}, **({"evidence_first": True} if field == "echo_question" else {}))
+        changed = {n for n in STAGES if stage_settings(a, n) != stage_settings(b, n)}
         assert changed == {"image_data", "base", "base_listen", "adapter_data", "adapters", "bundle"}, field
     # the verdict weight retrains the base; at its default it is not in the settings, so builds recorded
     # before the field existed stay done
@@ -255,13 +256,16 @@ def test_image_data_stages_pass_the_answer_format_to_the_synth(monkeypatch, tmp_
 
     seen: list[tuple[str, bool, bool]] = []
     monkeypatch.setattr(S, "_synth", lambda stage, out, **kw: seen.append(
-        (stage.name, kw["dialogues"].evidence_first, kw["dialogues"].present_questions)) or {})
+        (stage.name, kw["dialogues"].evidence_first, kw["dialogues"].present_questions,
+         kw["dialogues"].echo_question)) or {})
     for flag in (False, True):
-        cfg = RecipeConfig(work=str(tmp_path), evidence_first=flag, present_questions=not flag)
+        cfg = RecipeConfig(work=str(tmp_path), evidence_first=flag, present_questions=not flag, echo_question=flag)
         S.stage_image_data(Stage(cfg, "image_data"))
         S.stage_adapter_data(Stage(cfg, "adapter_data"))
-    assert seen == [("image_data", False, True), ("adapter_data", False, True),
-                    ("image_data", True, False), ("adapter_data", True, False)]
+    assert seen == [("image_data", False, True, False), ("adapter_data", False, True, False),
+                    ("image_data", True, False, True), ("adapter_data", True, False, True)]
+    with pytest.raises(ValueError, match="echo_question.*evidence_first"):
+        RecipeConfig(work=str(tmp_path), echo_question=True)
 
 
 def test_subframe_jitter_reaches_every_spoken_data_stage(monkeypatch, tmp_path):
