@@ -262,7 +262,7 @@ def cmd_tinyworld(args: argparse.Namespace) -> int:
     cfg = RecipeConfig(work=args.work, smoke=args.smoke, seed=args.seed, reuse_shipped=args.reuse_shipped,
                        parallel=not args.serial, adapter_data_seed_offset=args.adapter_data_seed_offset,
                        evidence_first=args.evidence_first, present_questions=args.present_questions,
-                       echo_question=args.echo_question,
+                       echo_question=args.echo_question, opener_prob=args.opener_prob,
                        verdict_weight=args.verdict_weight, subframe_jitter=args.subframe_jitter,
                        subframe_phases=args.subframe_phases,
                        **({} if args.listen_steps is None else {"listen_steps": args.listen_steps}))
@@ -512,6 +512,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--echo-question", action="store_true",
                    help="with --evidence-first: yes/no answers first repeat what was asked (\"A red shape? The "
                         "shape is blue, so no, ...\")")
+    b.add_argument("--opener-prob", type=float, default=1.0,
+                   help="chance that an image dialogue opens with a fitting opener (\"What do you see?\"); below 1, "
+                        "easy-vqa questions open the rest, as results asks them (default 1: shipped)")
     b.add_argument("--subframe-jitter", action="store_true",
                    help="spoken user turns start at a random phase inside their 80-ms frame (live audio does)")
     b.add_argument("--subframe-phases", type=int, default=0,

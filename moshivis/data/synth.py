@@ -120,6 +120,7 @@ class DialogueConfig:
     evidence_first: bool = False  # TemplateConfig.evidence_first
     present_questions: bool = False  # TemplateConfig.present_questions
     echo_question: bool = False  # TemplateConfig.echo_question
+    opener_prob: float = 1.0  # TemplateConfig.opener_prob
     llm: dict[str, Any] | None = None
     llm_workers: int = 4
 
@@ -186,6 +187,8 @@ class SynthConfig:
         for name in ("p_concat", "speech_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 <= self.dialogues.opener_prob <= 1.0:
+            raise ValueError(f"dialogues.opener_prob must be in [0, 1], got {self.dialogues.opener_prob}")
         for name in ("lead_in_s", "gap_s"):
             lo, hi = getattr(self, name)
             if not 0.0 <= lo <= hi:
@@ -307,7 +310,8 @@ def make_dialogues(cfg: SynthConfig, rows: Iterable[SourceRow]) -> Iterator[Dial
     if dc.generator == "templates":
         tcfg = TemplateConfig(min_turns=dc.min_turns, max_turns=dc.max_turns, numbers_as_words=dc.numbers_as_words,
                               paraphrase_prob=dc.paraphrase_prob, evidence_first=dc.evidence_first,
-                              present_questions=dc.present_questions, echo_question=dc.echo_question)
+                              present_questions=dc.present_questions, echo_question=dc.echo_question,
+                              opener_prob=dc.opener_prob)
         for row in rows:
             yield make_dialogue(row, _question_type(cfg, row), cfg.seed, tcfg)
         return

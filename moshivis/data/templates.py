@@ -89,6 +89,9 @@ class TemplateConfig:
     evidence_first: bool = False  # easy-vqa yes/no + misleading answers: what the image shows, then the verdict
     present_questions: bool = False  # easy-vqa: also ask yes/no about the image's own colour and shape
     echo_question: bool = False  # with evidence_first: yes/no answers first repeat what was asked ("A red shape? ...")
+    # Chance that a fitting opener ("What do you see?") goes first. At 1 easy-vqa yes/no questions almost
+    # never open a dialogue (11 of 4,000, stop 18), yet evaluation asks each one first in a fresh conversation.
+    opener_prob: float = 1.0
 
 
 # ---------------------------------------------------------------------------------------- assembly
@@ -153,6 +156,9 @@ def _assemble(b: ExchangeBuilder, qtype: str, n_pairs: int, meta: dict[str, obje
     chosen: list[Exchange] = []
     # The first exchange: an opener when one fits the type, else a primary one.
     own_openers = [ex for ex in openers if ex.kind == qtype or qtype == "mixed"]
+    # (no draw at opener_prob 1: the dialogues of builds made before the option stay the same)
+    if own_openers and b.config.opener_prob < 1.0 and rng.random() >= b.config.opener_prob:
+        own_openers = openers = []
     if own_openers:
         chosen.append(rng.choice(own_openers))
     elif openers and rest_primary and rng.random() < 0.5:

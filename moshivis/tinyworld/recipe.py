@@ -80,6 +80,9 @@ class RecipeConfig:
     # With evidence_first: yes/no answers first echo what was asked ("A red shape? The shape is blue, so no, ...",
     # TemplateConfig.echo_question), so the verdict compares two words a few pieces apart in Moshi's own text.
     echo_question: bool = False
+    # Chance that an image dialogue opens with "What do you see?"-like openers when one fits
+    # (TemplateConfig.opener_prob). At 1, easy-vqa yes/no questions almost never come first, as results asks them.
+    opener_prob: float = 1.0
     # The adapters' image dialogues: image_data's generator again with seed + this offset (0: image_data
     # itself). The base trains on image_data (images dropped) for thousands of steps and memorises its
     # spoken dialogues: on them the frozen base alone said 88% of the colour/shape/yes-no words, on fresh
@@ -108,6 +111,8 @@ class RecipeConfig:
 
     def __post_init__(self) -> None:
         # Here, not only in SynthConfig.validate: a bad value is refused before any stage runs.
+        if not 0.0 <= self.opener_prob <= 1.0:
+            raise ValueError(f"--opener-prob {self.opener_prob} (opener_prob): must be in [0, 1]")
         if self.echo_question and not self.evidence_first:
             raise ValueError("--echo-question (echo_question) needs --evidence-first (evidence_first): the echo "
                              "opens an evidence-first answer")
@@ -129,7 +134,7 @@ class RecipeConfig:
 _COMMON = ("seed", "smoke", "work", "artefacts")
 # What the image dialogues' generator reads (image_data and adapter_data make them alike).
 _IMAGE_DIALOGUES = ("image_rows", "max_turns", "speech_fraction", "audio_only", "p_concat", "paraphrase_prob",
-                    "evidence_first", "present_questions", "echo_question", "held_out_voices", "segment_codes", "subframe_jitter",
+                    "evidence_first", "present_questions", "echo_question", "opener_prob", "held_out_voices", "segment_codes", "subframe_jitter",
                     "subframe_phases")
 DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "codec": (("codec_minutes", "reuse_shipped"), ()),
@@ -153,7 +158,7 @@ DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 # Fields added after builds were recorded, with the value those builds had: at that value a field is left
 # out of the settings, so a finished stage stays done (a resumed build does not retrain the base for it).
 ADDED_LATER: dict[str, Any] = {"evidence_first": False, "present_questions": False, "echo_question": False,
-                               "verdict_weight": 1.0,
+                               "opener_prob": 1.0,                               "verdict_weight": 1.0,
                                "subframe_jitter": False, "subframe_phases": 0}
 
 

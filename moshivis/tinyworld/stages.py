@@ -292,7 +292,7 @@ def _image_dialogues(stage: Stage, seed: int) -> dict[str, Any]:
                   dialogues=DialogueConfig(question_types=["properties", "mixed", "misleading"], max_turns=cfg.max_turns,
                                            paraphrase_prob=cfg.paraphrase_prob, evidence_first=cfg.evidence_first,
                                            present_questions=cfg.present_questions,
-                                           echo_question=cfg.echo_question),
+                                           echo_question=cfg.echo_question, opener_prob=cfg.opener_prob),
                   audio_only=cfg.audio_only, speech_fraction=cfg.speech_fraction, p_concat=cfg.p_concat, seed=seed)
 
 

@@ -60,8 +60,8 @@ class OptimSection:
     # Moshi's speech (stop 12's fresh-dialogue experiment).
     audio_weight: float = 1.0
     # Key text pieces weigh `key_weight`: key_tokens = [after, id, id, ...] names the piece that must come
-    # just before (padding skipped) and the pieces weighted (loss.LossWeights.key_*; empty: off). For
-    # yes/no verdicts after " so": `eval.verdict_probe.verdict_openings(tokenizer)` gives the ids.
+    # just before (padding skipped; -1: any piece) and the pieces weighted (loss.LossWeights.key_*; empty:
+    # off). For yes/no verdicts after " so": `eval.verdict_probe.verdict_openings(tokenizer)` gives the ids.
     key_weight: float = 1.0
     key_tokens: tuple[int, ...] = ()
 

@@ -70,8 +70,9 @@ def _ce(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torc
 
 
 def key_pieces(text: torch.Tensor, after: int, ids: tuple[int, ...]) -> torch.Tensor:
-    """text [B, T] -> [B, T] bool: pieces in `ids` whose previous word piece is `after`. Padding (0, 3) and
-    -1 between them are skipped, since spoken samples lay a word's pieces on its audio frames."""
+    """text [B, T] -> [B, T] bool: pieces in `ids` whose previous word piece is `after` (-1: any piece, e.g.
+    every colour or shape word of an answer, the pieces an image decides). Padding (0, 3) and -1 between
+    them are skipped, since spoken samples lay a word's pieces on its audio frames."""
     B, T = text.shape
     word = (text != PADDING_IDS[0]) & (text != PADDING_IDS[1]) & (text >= 0)
     t = torch.arange(T, device=text.device).expand(B, T)
@@ -79,6 +80,8 @@ def key_pieces(text: torch.Tensor, after: int, ids: tuple[int, ...]) -> torch.Te
     prev = torch.cat([torch.full_like(last[:, :1], -1), last[:, :-1]], dim=1)  # ... strictly before t
     prev_tok = text.gather(1, prev.clamp(min=0))
     wanted = torch.isin(text, torch.tensor(ids, device=text.device, dtype=text.dtype))
+    if after < 0:
+        return word & wanted
     return word & wanted & (prev >= 0) & (prev_tok == after)
 
 

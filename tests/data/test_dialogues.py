@@ -145,6 +145,23 @@ def test_present_questions_ask_about_what_the_image_shows(easy_rows: list[Source
         assert asked <= own, asked - own
 
 
+def test_opener_prob_lets_easy_vqa_questions_open_dialogues(easy_rows: list[SourceRow]) -> None:
+    """`opener_prob` 1 (default): every properties dialogue opens with "What do you see?"-like openers, and
+    the dialogues are those made before the option existed (no extra random draw); 0: an easy-vqa question
+    opens every one; 0.5: about half."""
+    def first_is_easy_vqa(prob: float, seed: int, row: SourceRow) -> bool:
+        d = make_dialogue(row, "properties", seed=seed, config=TemplateConfig(max_turns=6, opener_prob=prob))
+        return parse_easy_vqa_question(d.turns[0].text.lower()) is not None
+
+    pairs = [(seed, row) for seed in range(10) for row in easy_rows]
+    assert not any(first_is_easy_vqa(1.0, s, r) for s, r in pairs)
+    assert all(first_is_easy_vqa(0.0, s, r) for s, r in pairs)
+    assert 0.3 < sum(first_is_easy_vqa(0.5, s, r) for s, r in pairs) / len(pairs) < 0.7
+    same = make_dialogue(easy_rows[0], "properties", seed=3, config=TemplateConfig(max_turns=6))
+    assert same.turns == make_dialogue(easy_rows[0], "properties", seed=3,
+                                       config=TemplateConfig(max_turns=6, opener_prob=1.0)).turns
+
+
 def test_turn_limits_and_numbers(easy_rows: list[SourceRow]) -> None:
     lengths = set()
     for seed in range(30):

@@ -140,8 +140,9 @@ def test_stage_settings_follow_dependencies():
                if stage_settings(a, n) != stage_settings(dataclasses.replace(a, adapter_audio_weight=1.0), n)}
     assert changed == {"adapters", "bundle"}
     # the answer format changes both image dialogue sets and everything trained on them
-    for field in ("evidence_first", "present_questions", "echo_question"):
-        b = dataclasses.replace(a, **{field: True}, **({"evidence_first": True} if field == "echo_question" else {}))
+    for field, value in (("evidence_first", True), ("present_questions", True), ("echo_question", True),
+                         ("opener_prob", 0.5)):
+        b = dataclasses.replace(a, **{field: value}, **({"evidence_first": True} if field == "echo_question" else {}))
         changed = {n for n in STAGES if stage_settings(a, n) != stage_settings(b, n)}
         assert changed == {"image_data", "base", "base_listen", "adapter_data", "adapters", "bundle"}, field
     # the verdict weight retrains the base; at its default it is not in the settings, so builds recorded
@@ -257,15 +258,18 @@ def test_image_data_stages_pass_the_answer_format_to_the_synth(monkeypatch, tmp_
     seen: list[tuple[str, bool, bool]] = []
     monkeypatch.setattr(S, "_synth", lambda stage, out, **kw: seen.append(
         (stage.name, kw["dialogues"].evidence_first, kw["dialogues"].present_questions,
-         kw["dialogues"].echo_question)) or {})
+         kw["dialogues"].echo_question, kw["dialogues"].opener_prob)) or {})
     for flag in (False, True):
-        cfg = RecipeConfig(work=str(tmp_path), evidence_first=flag, present_questions=not flag, echo_question=flag)
+        cfg = RecipeConfig(work=str(tmp_path), evidence_first=flag, present_questions=not flag, echo_question=flag,
+                           opener_prob=0.4 if flag else 1.0)
         S.stage_image_data(Stage(cfg, "image_data"))
         S.stage_adapter_data(Stage(cfg, "adapter_data"))
-    assert seen == [("image_data", False, True, False), ("adapter_data", False, True, False),
-                    ("image_data", True, False, True), ("adapter_data", True, False, True)]
+    assert seen == [("image_data", False, True, False, 1.0), ("adapter_data", False, True, False, 1.0),
+                    ("image_data", True, False, True, 0.4), ("adapter_data", True, False, True, 0.4)]
     with pytest.raises(ValueError, match="echo_question.*evidence_first"):
         RecipeConfig(work=str(tmp_path), echo_question=True)
+    with pytest.raises(ValueError, match="opener_prob"):
+        RecipeConfig(work=str(tmp_path), opener_prob=1.5)
 
 
 def test_subframe_jitter_reaches_every_spoken_data_stage(monkeypatch, tmp_path):

@@ -61,6 +61,10 @@ def test_key_pieces_follow_the_cue_across_padding():
     got = key_pieces(text, SO, (YES, NO))
     assert got.tolist() == [[False, False, False, False, True, False, False, False, False, True],
                             [False, False, False, False, False, False, False, True, False, False]]
+    # after -1: every YES / NO piece wherever it stands (padding and -1 never count)
+    assert key_pieces(text, -1, (YES, NO)).tolist() == [
+        [False, False, False, False, True, False, True, False, False, True],
+        [True, False, False, True, False, False, False, True, False, False]]
 
 
 def test_key_weight_scales_only_the_key_targets():
