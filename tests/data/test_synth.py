@@ -616,3 +616,22 @@ def test_audio_only_as_text_gives_the_same_dialogues_as_text_only_samples(tmp_pa
     assert len(list(ds)) == 5
     with pytest.raises(ValueError, match="audio_only_as"):
         run_synth(easy_config(tmp_path / "u", 0, audio_only=1, audio_only_as="speech"))
+
+
+def test_the_stop_18_experiment_config_validates() -> None:
+    """configs/experiments/echo_speechless.yaml (README, stop 18) loads as a SynthConfig with its options."""
+    from pathlib import Path
+
+    import yaml
+
+    from moshivis.data.synth import DialogueConfig, SourceConfig, SynthConfig
+
+    raw = yaml.safe_load((Path(__file__).parents[2] / "configs/experiments/echo_speechless.yaml").read_text())
+    cfg = SynthConfig(**{**raw, "source": SourceConfig(**raw["source"]), "dialogues": DialogueConfig(**raw["dialogues"])})
+    cfg.validate()
+    assert cfg.dialogues.echo_question and cfg.dialogues.opener_prob == 0.3 and cfg.speech_fraction == 0.0
+    bad = SynthConfig(dialogues=DialogueConfig(opener_prob=1.5))
+    import pytest
+
+    with pytest.raises(ValueError, match="opener_prob"):
+        bad.validate()
