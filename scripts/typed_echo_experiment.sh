@@ -27,7 +27,7 @@ BASE_FT=(mode=full data.image_samples=1.0 data.p_audio=0.0 data.drop_images=true
 VERDICT="optim.key_tokens=[244,12,5,73,71]"
 # Every colour and shape word, and the verdict openings, wherever they stand (key_tokens after = -1).
 WORDS="optim.key_tokens=[-1,34,53,37,79,91,89,107,47,54,45,52,12,5,73,71]"
-ckpt() { ls -d "$1"/checkpoints/step_* | sort | tail -1; }
+ckpt() { python -c "import sys; from moshivis.train.checkpoint import latest_checkpoint; print(latest_checkpoint(sys.argv[1]))" "$1"; }
 
 # 1. The base learns the new answer form (600 steps), 2. its verdicts are weighted 30x (800 steps).
 moshivis train out_dir=$W/ft "${COMMON[@]}" "${BASE_FT[@]}" model.checkpoint=tinyworld/bundle/model.safetensors \
@@ -46,19 +46,14 @@ moshivis train out_dir=$W/adapters "${COMMON[@]}" mode=adapters model.fresh_adap
 
 # 5. A bundle (fp16, like the shipped one) and its typed row of the results table (2,000 questions).
 python - "$W" <<'PY'
-import shutil, sys
+import sys
 from pathlib import Path
-import torch
-from moshivis.inference.bundle import write_bundle_file
-from moshivis.models.loaders import load_adapters, load_model, save_checkpoint
+from moshivis.inference.bundle import assemble_bundle
+from moshivis.train.checkpoint import latest_checkpoint
 w = Path(sys.argv[1])
-last = lambda run: sorted((w / run / "checkpoints").iterdir())[-1] / "model.safetensors"
-model = load_model(str(last("kwo")))
-load_adapters(model, str(last("adapters")))
-(w / "bundle").mkdir(exist_ok=True)
-save_checkpoint(model.to(torch.float16), w / "bundle" / "model.safetensors")
-shutil.copy("tinyworld/bundle/tokenizer.model", w / "bundle" / "tokenizer.model")
-write_bundle_file(w / "bundle", "model.safetensors", "tokenizer.model", f"tiny:{Path('tinyworld/codec').resolve()}")
+assemble_bundle(w / "bundle", latest_checkpoint(w / "kwo") / "model.safetensors",
+                latest_checkpoint(w / "adapters") / "model.safetensors", "tinyworld/bundle/tokenizer.model",
+                f"tiny:{Path('tinyworld/codec').resolve()}")
 PY
 moshivis eval verdict --checkpoint $W/bundle --shards $W/o7 --limit 300
 moshivis tinyworld results --bundle $W/bundle --out $W/results --conditions text

@@ -89,7 +89,8 @@ class TemplateConfig:
     evidence_first: bool = False  # easy-vqa yes/no + misleading answers: what the image shows, then the verdict
     present_questions: bool = False  # easy-vqa: also ask yes/no about the image's own colour and shape
     echo_question: bool = False  # with evidence_first: yes/no answers first repeat what was asked ("A red shape? ...")
-    # Chance that a fitting opener ("What do you see?") goes first. At 1 easy-vqa yes/no questions almost
+    # Chance that a fitting opener ("What do you see?") opens a dialogue; otherwise it has no opener and a
+    # primary exchange (e.g. an easy-vqa question) goes first. At 1 easy-vqa yes/no questions almost
     # never open a dialogue (11 of 4,000, stop 18), yet evaluation asks each one first in a fresh conversation.
     opener_prob: float = 1.0
 

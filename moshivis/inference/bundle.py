@@ -71,3 +71,21 @@ def write_bundle_file(root: str | os.PathLike, model: str, tokenizer: str, codec
     out = Path(root) / BUNDLE_FILE
     out.write_text(json.dumps({"model": model, "tokenizer": tokenizer, "codec": codec, **(extra or {})}, indent=2))
     return out
+
+
+def assemble_bundle(out: str | os.PathLike, base: str | os.PathLike, adapters: str | os.PathLike,
+                    tokenizer: str | os.PathLike, codec: str) -> Path:
+    """A bundle folder from a base checkpoint and an adapters one: one full checkpoint in float16 (to keep a
+    shipped bundle small; `load_bundle` reads it back in float32), the tokenizer copied, `codec` as given."""
+    import shutil
+
+    from ..models.loaders import load_adapters, save_checkpoint
+
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    model = load_model(base)
+    load_adapters(model, adapters)
+    save_checkpoint(model.to(torch.float16), root / "model.safetensors")
+    shutil.copy(tokenizer, root / "tokenizer.model")
+    write_bundle_file(root, "model.safetensors", "tokenizer.model", codec)
+    return root

@@ -134,8 +134,8 @@ class RecipeConfig:
 _COMMON = ("seed", "smoke", "work", "artefacts")
 # What the image dialogues' generator reads (image_data and adapter_data make them alike).
 _IMAGE_DIALOGUES = ("image_rows", "max_turns", "speech_fraction", "audio_only", "p_concat", "paraphrase_prob",
-                    "evidence_first", "present_questions", "echo_question", "opener_prob", "held_out_voices", "segment_codes", "subframe_jitter",
-                    "subframe_phases")
+                    "evidence_first", "present_questions", "echo_question", "opener_prob", "held_out_voices",
+                    "segment_codes", "subframe_jitter", "subframe_phases")
 DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "codec": (("codec_minutes", "reuse_shipped"), ()),
     "vision": (("vision_minutes", "reuse_shipped"), ()),
@@ -158,8 +158,8 @@ DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 # Fields added after builds were recorded, with the value those builds had: at that value a field is left
 # out of the settings, so a finished stage stays done (a resumed build does not retrain the base for it).
 ADDED_LATER: dict[str, Any] = {"evidence_first": False, "present_questions": False, "echo_question": False,
-                               "opener_prob": 1.0,                               "verdict_weight": 1.0,
-                               "subframe_jitter": False, "subframe_phases": 0}
+                               "opener_prob": 1.0, "verdict_weight": 1.0, "subframe_jitter": False,
+                               "subframe_phases": 0}
 
 
 def stage_settings(cfg: "RecipeConfig", name: str) -> dict[str, Any]:

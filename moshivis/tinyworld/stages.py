@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -319,16 +318,11 @@ def stage_adapters(stage: Stage) -> dict[str, Any]:
 def stage_bundle(stage: Stage) -> dict[str, Any]:
     """Base + trained adapters as one full checkpoint (float16 to keep the repo small), the tokenizer, and
     the codec as a spec relative to the bundle."""
-    from ..inference.bundle import write_bundle_file
-    from ..models.loaders import load_adapters, load_model, save_checkpoint
+    from ..inference.bundle import assemble_bundle
 
     out = _artefact(stage, "bundle")
-    out.mkdir(parents=True, exist_ok=True)
-    model = load_model(frozen_base(stage.cfg.work))
-    load_adapters(model, _done(stage, "adapters")["checkpoint"])
-    save_checkpoint(model.to(torch.float16), out / "model.safetensors")
-    shutil.copy(_done(stage, "tokenizer")["tokenizer"], out / "tokenizer.model")
     codec = Path(_done(stage, "codec")["codec"])
     rel = Path("..") / codec.name if codec.parent == out.parent else codec
-    write_bundle_file(out, "model.safetensors", "tokenizer.model", f"tiny:{rel}")
+    assemble_bundle(out, frozen_base(stage.cfg.work), _done(stage, "adapters")["checkpoint"],
+                    _done(stage, "tokenizer")["tokenizer"], f"tiny:{rel}")
     return {"bundle": str(out), "bytes": sum(f.stat().st_size for f in out.iterdir())}

@@ -75,13 +75,13 @@ def key_pieces(text: torch.Tensor, after: int, ids: tuple[int, ...]) -> torch.Te
     them are skipped, since spoken samples lay a word's pieces on its audio frames."""
     B, T = text.shape
     word = (text != PADDING_IDS[0]) & (text != PADDING_IDS[1]) & (text >= 0)
+    wanted = torch.isin(text, torch.tensor(ids, device=text.device, dtype=text.dtype))
+    if after < 0:
+        return word & wanted
     t = torch.arange(T, device=text.device).expand(B, T)
     last = torch.where(word, t, torch.full_like(t, -1)).cummax(dim=1).values  # last word piece at or before t
     prev = torch.cat([torch.full_like(last[:, :1], -1), last[:, :-1]], dim=1)  # ... strictly before t
     prev_tok = text.gather(1, prev.clamp(min=0))
-    wanted = torch.isin(text, torch.tensor(ids, device=text.device, dtype=text.dtype))
-    if after < 0:
-        return word & wanted
     return word & wanted & (prev >= 0) & (prev_tok == after)
 
 
