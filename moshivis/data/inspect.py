@@ -116,7 +116,12 @@ def _resolve_tokenizer(directory: Path, manifest: dict[str, Any], tokenizer: str
         if not recorded:
             raise ValueError(f"{directory}: the manifest records no tokenizer; pass --tokenizer")
         path = Path(recorded)
-        tokenizer = path if path.is_absolute() else directory / path
+        # A tokenizer the synth trained is recorded relative to the shards; one it was given, as given
+        # (relative to where the synth ran): try the first, then the second.
+        tokenizer = path if path.is_absolute() or not (directory / path).is_file() else directory / path
+        if not Path(tokenizer).is_file():
+            raise ValueError(f"{directory}: the manifest's tokenizer {recorded!r} is neither at {directory / path} "
+                             f"nor at {path.resolve()}; pass --tokenizer")
     return TextTokenizer(tokenizer)
 
 

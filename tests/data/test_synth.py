@@ -40,7 +40,7 @@ from moshivis.data.synth import (
     load_codec,
     run_synth,
 )
-from moshivis.data.tokenizer import TEXT_EPAD, TEXT_PAD
+from moshivis.data.tokenizer import TEXT_EPAD, TEXT_PAD, TextTokenizer
 from toy_codec import EnergyCodec
 
 HERE = Path(__file__).resolve().parent
@@ -439,6 +439,24 @@ def test_inspect_prints_manifest_words_and_writes_wav(mimi_run, capsys: pytest.C
     assert [w.word for w in result["words"]] == [w.word for w in words] == moshi_words
     assert [w.frame for w in words] == [w[2] for w in sample.meta["words"]]
     assert math.isclose(words[0].time_s, words[0].frame / FRAME_RATE)
+
+
+def test_inspect_finds_a_given_tokenizer_relative_to_the_synth_dir(mimi_run, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tokenizer handed to the synth is recorded as given (relative to where the synth ran), not relative
+    to the shards: inspect finds it there, and names both places when it is in neither."""
+    import shutil
+
+    from moshivis.data.inspect import _resolve_tokenizer
+
+    out, _, _ = mimi_run
+    (tmp_path / "tok").mkdir()
+    shutil.copy(out / "tokenizer.model", tmp_path / "tok" / "spm.model")
+    monkeypatch.chdir(tmp_path)
+    manifest = {"config": {"tokenizer": "tok/spm.model"}}
+    assert _resolve_tokenizer(out, manifest, None).vocab_size == TextTokenizer(out / "tokenizer.model").vocab_size
+    with pytest.raises(ValueError, match=r"tokenizer 'tok/nope.model' is neither at .*shards/tok/nope.model"):
+        _resolve_tokenizer(out, {"config": {"tokenizer": "tok/nope.model"}}, None)
 
 
 def test_cli_synth_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
