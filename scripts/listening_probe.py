@@ -1,0 +1,146 @@
+"""Diagnostic (README, stop 19): is a spoken question's key word (its colour or shape) in the user's
+semantic codes, and does the model hear it?
+
+Two measurements on spoken easy-vqa shards (`moshivis data synth`, echo answers: "A red shape? ..."):
+
+1. `codes`: a bag-of-codes classifier (softmax regression on counts of the user's codebook-0 codes over the
+   question's frames) fitted on the questions of `--train` shards and scored on those of `--test` shards:
+   what a simple reader gets out of the codec's semantic tokens. The majority word's share is printed
+   beside it.
+2. `echo` (with `--checkpoint`): teacher-forced, no image: at the frame of the first colour/shape piece of
+   every Moshi turn that opens with an echo ("A ...", "Not a ..."), is that piece the model's argmax? Run
+   on shards the base trained on and on fresh ones, it separates memorising from hearing.
+
+    python scripts/listening_probe.py --train runs/sp/a31 --test runs/sp/b32 [--checkpoint CKPT] [--limit 150]
+
+Prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import torch
+
+COLOURS = ("red", "green", "blue", "black", "gray", "teal", "brown", "yellow")
+SHAPES = ("circle", "rectangle", "triangle")
+USER_CB0 = 9  # stream index of the user's codebook 0 in the 17-stream layout
+
+
+def asked_word(text: str) -> str | None:
+    """The one colour or shape word a question names (None: none or several)."""
+    found = [w for w in (*COLOURS, *SHAPES) if re.search(rf"\b{w}", text.lower())]
+    return found[0] if len(found) == 1 else None
+
+
+def question_codes(shards: str, limit: int) -> tuple[list[torch.Tensor], list[str]]:
+    """User codebook-0 codes [frames] of every spoken user turn naming one colour/shape word, and that word,
+    from the first `limit` spoken samples."""
+    from moshivis.data.shards import ShardReader
+
+    codes, words, seen = [], [], 0
+    for s in ShardReader(shards, load_images=False):
+        if s.kind != "image_speech":
+            continue
+        seen += 1
+        if seen > limit:
+            break
+        c = torch.as_tensor(s.codes, dtype=torch.long)
+        for turn in s.meta["turns"]:
+            word = asked_word(turn["text"]) if turn["speaker"] == "user" else None
+            if word is not None:
+                a, b = turn["frames"]
+                codes.append(c[USER_CB0, a:b + 2])  # +2: the codec's semantic codes lag the audio a little
+                words.append(word)
+    return codes, words
+
+
+def bag(codes: list[torch.Tensor], cardinality: int) -> torch.Tensor:
+    """[N, cardinality] code counts."""
+    out = torch.zeros(len(codes), cardinality)
+    for i, c in enumerate(codes):
+        out[i].index_add_(0, c.clamp(0, cardinality - 1), torch.ones(len(c)))
+    return out
+
+
+def bag_accuracy(xa: list[torch.Tensor], ya: list[str], xb: list[torch.Tensor], yb: list[str],
+                 cardinality: int = 2048, steps: int = 300) -> tuple[float, float]:
+    """Softmax regression on code counts fitted on (xa, ya), scored on (xb, yb): (accuracy %, majority %)."""
+    labels = sorted(set(ya) | set(yb))
+    a, b = bag(xa, cardinality), bag(xb, cardinality)
+    ta = torch.tensor([labels.index(w) for w in ya])
+    tb = torch.tensor([labels.index(w) for w in yb])
+    w = torch.zeros(cardinality, len(labels), requires_grad=True)
+    bias = torch.zeros(len(labels), requires_grad=True)
+    opt = torch.optim.Adam([w, bias], lr=0.05)
+    for _ in range(steps):
+        loss = torch.nn.functional.cross_entropy(a @ w + bias, ta) + 1e-3 * w.square().sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        acc = ((b @ w + bias).argmax(1) == tb).float().mean().item()
+    majority = max(yb.count(x) for x in set(yb)) / len(yb)
+    return round(100 * acc, 1), round(100 * majority, 1)
+
+
+def codes_probe(train: str, test: str, limit: int, cardinality: int = 2048) -> dict[str, object]:
+    xa, ya = question_codes(train, limit)
+    xb, yb = question_codes(test, limit)
+    if not xa or not xb:
+        raise SystemExit(f"no spoken questions naming a colour/shape in {train if not xa else test}")
+    acc, majority = bag_accuracy(xa, ya, xb, yb, cardinality)
+    return {"train_questions": len(xa), "test_questions": len(xb), "accuracy": acc, "majority": majority}
+
+
+@torch.no_grad()
+def echo_probe(checkpoint: str, shards: str, limit: int, key_pieces: set[int]) -> dict[str, object]:
+    from moshivis.data.shards import ShardReader
+    from moshivis.models.loaders import load_model
+
+    lm = load_model(checkpoint).lm.eval()
+    n = right = seen = 0
+    for s in ShardReader(shards, load_images=False):
+        if s.kind != "image_speech":
+            continue
+        seen += 1
+        if seen > limit:
+            break
+        codes = torch.as_tensor(s.codes, dtype=torch.long)
+        pred = lm(codes[None]).text_logits[0, 0].argmax(-1)  # [T]
+        for turn in s.meta["turns"]:
+            if turn["speaker"] != "moshi" or turn["text"].split()[0] not in ("A", "An", "Not"):
+                continue
+            a, b = turn["frames"]
+            for f in range(a, min(b + 1, codes.shape[1])):
+                if int(codes[0, f]) in key_pieces:
+                    n += 1
+                    right += int(pred[f]) == int(codes[0, f])
+                    break
+    return {"shards": shards, "echo_words": n, "accuracy": round(100 * right / max(n, 1), 1)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--train", required=True, help="spoken shards the classifier fits (and the base trained on)")
+    p.add_argument("--test", required=True, help="spoken shards neither saw")
+    p.add_argument("--checkpoint", default=None, help="a base (or bundle model) for the echo probe")
+    p.add_argument("--tokenizer", default="tinyworld/bundle/tokenizer.model")
+    p.add_argument("--limit", type=int, default=150, help="spoken samples read per shard folder")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    out: dict[str, object] = {"codes": codes_probe(args.train, args.test, args.limit)}
+    if args.checkpoint:
+        from moshivis.data.tokenizer import TextTokenizer
+
+        tok = TextTokenizer(Path(args.tokenizer))
+        pieces = {tok.encode(f" {w}")[0] for w in (*COLOURS, *SHAPES)}
+        out["echo"] = [echo_probe(args.checkpoint, s, args.limit, pieces) for s in (args.train, args.test)]
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
