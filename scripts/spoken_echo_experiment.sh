@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Stop 19's spoken-side experiment (README): stop 18's typed echo base (scripts/typed_echo_experiment.sh,
+# its WORK folder) learns spoken echoed dialogues, fresh adapters, then a listening phase on single spoken
+# exchanges that open with the question; spoken and typed rows of the results sample and the listening
+# probe. About 2 h on 2 cores (synth 55 min of it). The measured runs were driven step by step with these
+# settings; this script collects them and was not run end to end.
+#   bash scripts/spoken_echo_experiment.sh [TYPED_WORK] [WORK]   (defaults runs/echo, runs/sp)
+set -euo pipefail
+T=${1:-runs/echo}
+W=${2:-runs/sp}
+export NO_TORCH_COMPILE=1 HF_HUB_OFFLINE=1
+mkdir -p "$W"
+M=moshivis
+# The recipe's codec, vision and tokenizer stages (the shipped codec and tower; the tokenizer the shipped
+# bundle's): the synth below reads them from this work folder.
+TW=$W/recipe
+$M tinyworld build --work $TW --reuse-shipped --stages codec vision tokenizer
+export TW
+
+# Spoken data: the recipe's image-dialogue generator and voices (stages._synth), echoed evidence-first
+# answers. synth ROWS SEED OUT AUDIO_ONLY OPENER_PROB MAX_TURNS; one worker each, two at a time.
+synth() {
+  python - "$@" <<'PY'
+import sys
+from pathlib import Path
+import torch
+torch.set_num_threads(1)  # one core per worker; piper follows torch's count
+from moshivis.data.synth import DialogueConfig, SourceConfig
+from moshivis.tinyworld import stages as S
+from moshivis.tinyworld.recipe import RecipeConfig, Stage
+rows, seed, out, audio_only, opener, max_turns = sys.argv[1:7]
+import os
+cfg = RecipeConfig(work=os.environ["TW"], reuse_shipped=True)
+print(S._synth(Stage(cfg, "image_data"), Path(out), source=SourceConfig(kind="easy-vqa", split="train", limit=int(rows)),
+               dialogues=DialogueConfig(question_types=["properties", "mixed", "misleading"], min_turns=2,
+                                        max_turns=int(max_turns), paraphrase_prob=0.5, evidence_first=True,
+                                        present_questions=True, echo_question=True, opener_prob=float(opener)),
+               audio_only=int(audio_only), speech_fraction=1.0, p_concat=0.0 if max_turns == "2" else 0.2,
+               seed=int(seed), samples_per_shard=64))
+PY
+}
+# (the measured single-exchange runs, seeds 41/42, were stopped after 864 and 800 dialogues: limits here)
+[ -f "$W/a31/report.json" ] || { synth 360 31 $W/a31 100 0.3 4 & synth 380 32 $W/b32 40 0.3 4; wait; }
+[ -f "$W/l41/report.json" ] || { synth 864 41 $W/l41 0 0.0 2 & synth 800 42 $W/l42 0 0.0 2; wait; }
+# The base's image-free dialogues as text (seconds).
+[ -d "$W/basetext" ] || python - "$W/basetext" <<'PY'
+import sys
+from pathlib import Path
+from moshivis.tinyworld import stages as S
+from moshivis.tinyworld.recipe import RecipeConfig, Stage
+import os
+print(S._base_dialogues(Stage(RecipeConfig(work=os.environ["TW"], reuse_shipped=True), "base"), Path(sys.argv[1]),
+                        6000, 0, audio_only_as="text"))
+PY
+
+COMMON=(model.preset=tinyworld seed=0 batch_size=16 tensorboard=false data.pad_to_max=false data.bucket_window=32
+        data.max_frames=240 data.crop=start)
+VERDICT="optim.key_tokens=[244,12,5,73,71]"
+WORDS="optim.key_tokens=[-1,34,53,37,79,91,89,107,47,54,45,52,12,5,73,71]"
+ckpt() { python -c "import sys; from moshivis.train.checkpoint import latest_checkpoint; print(latest_checkpoint(sys.argv[1]))" "$1"; }
+
+# 1. The typed echo base hears spoken echoed dialogues (500 steps, verdict 30x).
+$M train out_dir=$W/ft "${COMMON[@]}" mode=full model.checkpoint=$(ckpt $T/kwo)/model.safetensors \
+  "data.shards=[$W/a31,$T/o5,$W/basetext]" data.image_samples=1.0 data.p_audio=0.5 data.drop_images=true \
+  data.audio_only=0.2 data.text_only=0.2 steps=500 optim.lr=5e-4 optim.warmup_steps=30 optim.key_weight=30 \
+  "$VERDICT" save_every=100 --resume
+# 2. Fresh adapters on dialogues the base never heard (800 steps, words 10x).
+$M train out_dir=$W/ad "${COMMON[@]}" mode=adapters model.fresh_adapters=true model.checkpoint=$(ckpt $W/ft)/model.safetensors \
+  "data.shards=[$W/b32,$T/o7]" data.p_audio=0.4 data.audio_only=0.1 steps=800 optim.lr=2e-3 optim.warmup_steps=50 \
+  optim.audio_weight=0.1 optim.key_weight=10 "$WORDS" save_every=200 --resume
+# 3. Listening phase: single spoken exchanges, colour/shape/verdict pieces 30x (400 steps).
+$M train out_dir=$W/lft "${COMMON[@]}" mode=full model.checkpoint=$(ckpt $W/ft)/model.safetensors \
+  "data.shards=[$W/a31,$W/l41,$W/l42,$T/o5,$W/basetext]" data.image_samples=1.0 data.p_audio=0.7 data.drop_images=true \
+  data.audio_only=0.1 data.text_only=0.1 steps=400 optim.lr=5e-4 optim.warmup_steps=30 optim.key_weight=30 \
+  "$WORDS" save_every=100 --resume
+
+# 4. Bundles (fp16) and the rows: typed 2,000 and spoken 200 of the results sample, and the listening probe.
+python - "$W" <<'PY'
+import sys
+from pathlib import Path
+from moshivis.inference.bundle import assemble_bundle
+from moshivis.train.checkpoint import latest_checkpoint
+w = Path(sys.argv[1])
+for name, base in (("bundle", "ft"), ("bundle_l", "lft")):
+    assemble_bundle(w / name, latest_checkpoint(w / base) / "model.safetensors",
+                    latest_checkpoint(w / "ad") / "model.safetensors", "tinyworld/bundle/tokenizer.model",
+                    f"tiny:{Path('tinyworld/codec').resolve()}")
+PY
+QS="--questions $W/questions.jsonl"
+python -c "
+import json, sys
+from moshivis.tinyworld.results import easy_vqa_questions
+with open(sys.argv[1], 'w') as f:
+    for it in easy_vqa_questions(2000, 0):
+        f.write(json.dumps({'id': it.id, 'question': it.question}) + '\n')" $W/questions.jsonl
+for b in bundle bundle_l; do
+  $M eval run --checkpoint $W/$b --benchmark easy-vqa $QS --prompts text --out $W/$b.text.jsonl
+  $M eval run --checkpoint $W/$b --benchmark easy-vqa $QS --prompts audio --voices tinyworld-train --limit 200 \
+    --out $W/$b.audio200.jsonl
+  $M eval score --benchmark easy-vqa --predictions $W/$b.audio200.jsonl $QS --only-predicted --out $W/$b.audio200
+done
+for base in ft lft; do
+  python scripts/listening_probe.py --train $W/a31 --test $W/b32 --limit 1000 --checkpoint $(ckpt $W/$base)/model.safetensors
+done
