@@ -22,39 +22,42 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from itertools import islice
 from pathlib import Path
+from typing import Any, Iterator
 
 import torch
 
-COLOURS = ("red", "green", "blue", "black", "gray", "teal", "brown", "yellow")
-SHAPES = ("circle", "rectangle", "triangle")
-USER_CB0 = 9  # stream index of the user's codebook 0 in the 17-stream layout
+from moshivis.data.easy_vqa_wordings import EASY_COLORS, EASY_SHAPES
+from moshivis.data.layout import MOSHI_AUDIO, USER_AUDIO
+
+WORDS = (*EASY_COLORS, *EASY_SHAPES)
 
 
 def asked_word(text: str) -> str | None:
     """The one colour or shape word a question names (None: none or several)."""
-    found = [w for w in (*COLOURS, *SHAPES) if re.search(rf"\b{w}", text.lower())]
+    found = [w for w in WORDS if re.search(rf"\b{w}", text.lower())]
     return found[0] if len(found) == 1 else None
+
+
+def spoken_samples(shards: str, limit: int) -> Iterator[Any]:
+    """The first `limit` image_speech samples of a shard folder."""
+    from moshivis.data.shards import ShardReader
+
+    return islice((s for s in ShardReader(shards, load_images=False) if s.kind == "image_speech"), limit)
 
 
 def question_codes(shards: str, limit: int) -> tuple[list[torch.Tensor], list[str]]:
     """User codebook-0 codes [frames] of every spoken user turn naming one colour/shape word, and that word,
     from the first `limit` spoken samples."""
-    from moshivis.data.shards import ShardReader
-
-    codes, words, seen = [], [], 0
-    for s in ShardReader(shards, load_images=False):
-        if s.kind != "image_speech":
-            continue
-        seen += 1
-        if seen > limit:
-            break
+    codes, words = [], []
+    for s in spoken_samples(shards, limit):
         c = torch.as_tensor(s.codes, dtype=torch.long)
         for turn in s.meta["turns"]:
             word = asked_word(turn["text"]) if turn["speaker"] == "user" else None
             if word is not None:
                 a, b = turn["frames"]
-                codes.append(c[USER_CB0, a:b + 2])  # +2: the codec's semantic codes lag the audio a little
+                codes.append(c[USER_AUDIO.start, a:b + 2])  # +2: the codec's semantic codes lag the audio a little
                 words.append(word)
     return codes, words
 
@@ -100,19 +103,13 @@ def codes_probe(train: str, test: str, limit: int, cardinality: int = 2048) -> d
 @torch.no_grad()
 def echo_probe(checkpoint: str, shards: str, limit: int, key_pieces: set[int]) -> dict[str, object]:
     """Right echo words with Moshi's own audio as recorded, and with it hidden (-1) from 2 frames before the
-    echo turn to the echo word: the word's audio starts before its text token, so the first number can come
-    from Moshi's own voice; only the second needs the user's question (stop 19: 71.2% vs 27.5%)."""
-    from moshivis.data.shards import ShardReader
+    echo turn to the echo word: the first number can come from Moshi's own voice leading into the word; only
+    the second needs the user's question (stop 19: 71.2% vs 27.5%)."""
     from moshivis.models.loaders import load_model
 
     lm = load_model(checkpoint).lm.eval()
-    n, right, right_hidden, seen = 0, 0, 0, 0
-    for s in ShardReader(shards, load_images=False):
-        if s.kind != "image_speech":
-            continue
-        seen += 1
-        if seen > limit:
-            break
+    n, right, right_hidden = 0, 0, 0
+    for s in spoken_samples(shards, limit):
         codes = torch.as_tensor(s.codes, dtype=torch.long)
         hidden = codes.clone()
         spots = []
@@ -123,7 +120,7 @@ def echo_probe(checkpoint: str, shards: str, limit: int, key_pieces: set[int]) -
             f = next((f for f in range(a, min(b + 1, codes.shape[1])) if int(codes[0, f]) in key_pieces), None)
             if f is not None:
                 spots.append(f)
-                hidden[1:9, max(0, a - 2):f + 1] = -1  # Moshi's codebooks (streams 1-8): zero embedding
+                hidden[MOSHI_AUDIO, max(0, a - 2):f + 1] = -1  # Moshi's codebooks: zero embedding
         if not spots:
             continue
         pred = lm(codes[None]).text_logits[0, 0].argmax(-1)  # [T]
@@ -150,7 +147,7 @@ def main() -> None:
         from moshivis.data.tokenizer import TextTokenizer
 
         tok = TextTokenizer(Path(args.tokenizer))
-        pieces = {tok.encode(f" {w}")[0] for w in (*COLOURS, *SHAPES)}
+        pieces = {tok.encode(f" {w}")[0] for w in WORDS}
         out["echo"] = [echo_probe(args.checkpoint, s, args.limit, pieces) for s in (args.train, args.test)]
     print(json.dumps(out, indent=1))
 

@@ -88,11 +88,10 @@ for name, base in (("bundle", "ft"), ("bundle_l", "lft")):
 PY
 QS="--questions $W/questions.jsonl"
 python -c "
-import json, sys
+import sys
+from moshivis.eval.question_file import write_question_file
 from moshivis.tinyworld.results import easy_vqa_questions
-with open(sys.argv[1], 'w') as f:
-    for it in easy_vqa_questions(2000, 0):
-        f.write(json.dumps({'id': it.id, 'question': it.question}) + '\n')" $W/questions.jsonl
+write_question_file(easy_vqa_questions(2000, 0), sys.argv[1], meta_keys=('wording',))" $W/questions.jsonl
 for b in bundle bundle_l; do
   $M eval run --checkpoint $W/$b --benchmark easy-vqa $QS --prompts text --out $W/$b.text.jsonl
   $M eval run --checkpoint $W/$b --benchmark easy-vqa $QS --prompts audio --voices tinyworld-train --limit 200 \
