@@ -101,22 +101,26 @@ def codes_probe(train: str, test: str, limit: int, cardinality: int = 2048) -> d
 
 
 @torch.no_grad()
-def echo_probe(checkpoint: str, shards: str, limit: int, key_pieces: set[int]) -> dict[str, object]:
+def echo_probe(checkpoint: str, shards: str, limit: int, key_pieces: set[int], text_lead: int = 0
+               ) -> dict[str, object]:
     """Right echo words with Moshi's own audio as recorded, and with it hidden (-1) from 2 frames before the
     echo turn to the echo word: the first number can come from Moshi's own voice leading into the word; only
-    the second needs the user's question (stop 19: 71.2% vs 27.5%)."""
+    the second needs the user's question (stop 19: 71.2% vs 27.5%). text_lead: the frames a base was trained
+    with Moshi's text ahead of its audio (`data.text_lead`); the samples are read the same way."""
+    from moshivis.data.text_lead import lead_text
     from moshivis.models.loaders import load_model
 
     lm = load_model(checkpoint).lm.eval()
     n, right, right_hidden = 0, 0, 0
     for s in spoken_samples(shards, limit):
-        codes = torch.as_tensor(s.codes, dtype=torch.long)
+        codes = torch.as_tensor(lead_text(s.codes, s.loss_mask, text_lead)[0], dtype=torch.long)
         hidden = codes.clone()
         spots = []
         for turn in s.meta["turns"]:
             if turn["speaker"] != "moshi" or turn["text"].split()[0] not in ("A", "An", "Not"):
                 continue
             a, b = turn["frames"]
+            a, b = max(0, a - text_lead), b - text_lead  # the turn's text frames
             f = next((f for f in range(a, min(b + 1, codes.shape[1])) if int(codes[0, f]) in key_pieces), None)
             if f is not None:
                 spots.append(f)
@@ -140,6 +144,7 @@ def main() -> None:
     p.add_argument("--checkpoint", default=None, help="a base (or bundle model) for the echo probe")
     p.add_argument("--tokenizer", default="tinyworld/bundle/tokenizer.model")
     p.add_argument("--limit", type=int, default=150, help="spoken samples read per shard folder")
+    p.add_argument("--text-lead", type=int, default=0, help="the base's data.text_lead (frames)")
     args = p.parse_args()
     torch.set_num_threads(1)
     out: dict[str, object] = {"codes": codes_probe(args.train, args.test, args.limit)}
@@ -148,7 +153,7 @@ def main() -> None:
 
         tok = TextTokenizer(Path(args.tokenizer))
         pieces = {tok.encode(f" {w}")[0] for w in WORDS}
-        out["echo"] = [echo_probe(args.checkpoint, s, args.limit, pieces) for s in (args.train, args.test)]
+        out["echo"] = [echo_probe(args.checkpoint, s, args.limit, pieces, args.text_lead) for s in (args.train, args.test)]
     print(json.dumps(out, indent=1))
 
 

@@ -37,6 +37,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from moshivis.data.shards import NUM_STREAMS, ShardReader, StoredSample
+from moshivis.data.text_lead import SPOKEN_KINDS, lead_text
 from moshivis.data.types import SAMPLE_KINDS, ImageRef, Sample
 
 CropMode = Literal["start", "random"]
@@ -305,8 +306,10 @@ def collate(
     crop: CropMode = "start",
     seed: int = 0,
     pad_to_max: bool = True,
+    text_lead: int = 0,
 ) -> Batch:
-    """Crop/pad samples to one batch of T frames: T = max_frames (pad_to_max) else min(max_frames, longest)."""
+    """Crop/pad samples to one batch of T frames: T = max_frames (pad_to_max) else min(max_frames, longest).
+    text_lead > 0: spoken samples' text stream moves that many frames earlier first (`text_lead.lead_text`)."""
     if not samples:
         raise ValueError("collate of an empty list")
     if max_frames < 1:
@@ -322,8 +325,11 @@ def collate(
         t = s.num_frames
         off = crop_offset(s, t, t_out, crop, seed)
         n = min(t - off, t_out)
-        codes[j, :, :n] = torch.from_numpy(np.asarray(s.codes[:, off : off + n], dtype=np.int64))
-        mask[j, :, :n] = torch.from_numpy(np.asarray(s.loss_mask[:, off : off + n], dtype=bool))
+        s_codes, s_mask = s.codes, s.loss_mask
+        if text_lead and s.kind in SPOKEN_KINDS:
+            s_codes, s_mask = lead_text(s_codes, s_mask, text_lead)
+        codes[j, :, :n] = torch.from_numpy(np.asarray(s_codes[:, off : off + n], dtype=np.int64))
+        mask[j, :, :n] = torch.from_numpy(np.asarray(s_mask[:, off : off + n], dtype=bool))
         lengths[j], offsets[j] = n, off
     return Batch(
         codes=codes,
@@ -356,6 +362,7 @@ class MixtureLoader:
         crop: CropMode = "start",
         crop_seed: int = 0,
         pad_to_max: bool = True,
+        text_lead: int = 0,
         pin_memory: bool = False,
         prefetch_factor: int | None = None,
     ) -> None:
@@ -367,7 +374,8 @@ class MixtureLoader:
             dataset,
             batch_size=batch_size,
             num_workers=num_workers,
-            collate_fn=partial(collate, max_frames=max_frames, crop=crop, seed=crop_seed, pad_to_max=pad_to_max),
+            collate_fn=partial(collate, max_frames=max_frames, crop=crop, seed=crop_seed, pad_to_max=pad_to_max,
+                               text_lead=text_lead),
             pin_memory=pin_memory,
             prefetch_factor=prefetch_factor,
             persistent_workers=False,  # workers must start from the main copy's position every time

@@ -156,13 +156,20 @@ class MoshiLM(nn.Module):
             out[:, k, 1 + d:] = codes[:, k, :T - d]
         return out
 
-    def forward(self, codes: torch.Tensor, fusions: Sequence[Fusion | None] | None = None) -> LMOutput:
-        """Teacher-forced forward over aligned codes [B, 17, T]; logits aligned with `codes`."""
+    def forward(self, codes: torch.Tensor, fusions: Sequence[Fusion | None] | None = None,
+                inputs: torch.Tensor | None = None) -> LMOutput:
+        """Teacher-forced forward over aligned codes [B, 17, T]; logits aligned with `codes`.
+
+        inputs: [B, 17, T] what the temporal transformer reads instead of `codes` (e.g. some streams set
+        to ZERO_TOKEN, unseen); targets and the depformer's teacher forcing still come from `codes`."""
         B, K, T = codes.shape
         if K != self.cfg.num_streams:
             raise ValueError(f"codes have {K} streams, expected {self.cfg.num_streams}")
+        if inputs is not None and inputs.shape != codes.shape:
+            raise ValueError(f"inputs have shape {tuple(inputs.shape)}, codes {tuple(codes.shape)}: must match")
         delayed = self.delay_codes(codes)
-        transformer_out, text_logits = self.forward_temporal(delayed[:, :, :-1], fusions=fusions)
+        seen = delayed if inputs is None else self.delay_codes(inputs)
+        transformer_out, text_logits = self.forward_temporal(seen[:, :, :-1], fusions=fusions)
         targets = delayed[:, :, 1:]  # what step t predicts, in the delayed layout
         audio_logits = self.forward_depformer(transformer_out, targets[:, :self.cfg.dep_q])
         text_logits, text_mask = self._undelay(text_logits[:, None], self.cfg.delays[:1], codes[:, :1])

@@ -90,11 +90,13 @@ class MoshiVis(nn.Module):
 
     # ------------------------------------------------------------------------------------------ training
     def forward(self, codes: torch.Tensor, image: ImageContext | None = None,
-                image_mask: torch.Tensor | None = None, gates: GateTrace | None = None) -> LMOutput:
+                image_mask: torch.Tensor | None = None, gates: GateTrace | None = None,
+                inputs: torch.Tensor | None = None) -> LMOutput:
         """Teacher-forced forward. codes: [B, 17, T] aligned frames; image_mask: [B] or [B, T] (steps of
-        the delayed input sequence where the image is visible)."""
+        the delayed input sequence where the image is visible); inputs: [B, 17, T] what the temporal
+        transformer reads in place of codes (`MoshiLM.forward`)."""
         record = gates.record if gates is not None else None
-        return self.lm(codes, fusions=self.fusions(image, image_mask, record))
+        return self.lm(codes, fusions=self.fusions(image, image_mask, record), inputs=inputs)
 
     # ------------------------------------------------------------------------------------------ params
     def adapter_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:

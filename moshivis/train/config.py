@@ -43,6 +43,11 @@ class DataSection:
     image_root: str | None = None  # where relative image paths of the shards are found
     image_cache: str | None = None  # folder caching frozen image-encoder outputs per image
     num_workers: int = 0
+    # Spoken samples (image-speech, audio-only): Moshi's text stream this many frames earlier than its
+    # audio (data.text_lead), and the share of them whose Moshi audio the transformer does not see
+    # (train.hidden_voice). Both stop Moshi's text from reading its words off Moshi's recorded voice.
+    text_lead: int = 0
+    hide_moshi_audio: float = 0.0
 
 
 @dataclass
@@ -106,6 +111,10 @@ class TrainConfig:
                              f"(got {self.data.audio_only}, {self.data.text_only}, {self.data.image_samples})")
         if self.data.audio_only + self.data.image_samples + self.data.text_only <= 0:
             raise ValueError("data.image_samples, data.audio_only and data.text_only are all 0: nothing to train on")
+        if self.data.text_lead < 0:
+            raise ValueError(f"data.text_lead must be >= 0 frames, got {self.data.text_lead}")
+        if not 0.0 <= self.data.hide_moshi_audio <= 1.0:
+            raise ValueError(f"data.hide_moshi_audio must be in [0, 1], got {self.data.hide_moshi_audio}")
         if not self.data.shards:
             raise ValueError("data.shards is empty: give at least one shard folder")
         for s in self.data.shards:

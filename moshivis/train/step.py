@@ -10,8 +10,9 @@ from .loss import LossResult, LossWeights, moshi_loss
 
 
 class TrainStep(nn.Module):
-    """codes [B, 17, T], loss_mask [B, 17, T], tower features [B, N, hidden] or None, present [B] ->
-    (loss pieces, gate means [B, T, L] or None)."""
+    """codes [B, 17, T], loss_mask [B, 17, T], tower features [B, N, hidden] or None, present [B],
+    optional inputs [B, 17, T] the transformer reads in place of codes -> (loss pieces, gate means
+    [B, T, L] or None)."""
 
     def __init__(self, model: MoshiVis, weights: LossWeights) -> None:
         super().__init__()
@@ -19,13 +20,15 @@ class TrainStep(nn.Module):
         self.weights = weights
 
     def forward(self, codes: torch.Tensor, loss_mask: torch.Tensor, features: torch.Tensor | None,
-                present: torch.Tensor) -> tuple[LossResult, torch.Tensor | None]:
+                present: torch.Tensor, inputs: torch.Tensor | None = None
+                ) -> tuple[LossResult, torch.Tensor | None]:
         image, trace = None, None
         if features is not None and self.model.vision is not None and self.model.adapters is not None:
             embeds = self.model.vision.project(features)
             image = self.model.image_context(embeds)
             trace = GateTrace(channel_means=True)  # detached means: logged, not trained
-        out = self.model(codes, image=image, image_mask=present if image is not None else None, gates=trace)
+        out = self.model(codes, image=image, image_mask=present if image is not None else None, gates=trace,
+                         inputs=inputs)
         means = trace.means() if trace is not None else None
         res = moshi_loss(out, codes, loss_mask, self.weights)
         if image is None:

@@ -29,6 +29,7 @@ from .images import ImageFeatureStore
 from .loss import target_weight_sums
 from .optim import build_optimizer, build_scheduler
 from .setup import build_training_model, frozen_to_bf16, loss_weights, trainable_names
+from .hidden_voice import hide_moshi_voice
 from .step import TrainStep
 
 
@@ -92,7 +93,8 @@ class Trainer:
                                       bucket_window=cfg.data.bucket_window)
         self.loader = MixtureLoader(self.dataset, cfg.per_rank_micro_batch(self.info.world_size),
                                     cfg.data.max_frames, num_workers=cfg.data.num_workers, crop=cfg.data.crop,
-                                    crop_seed=cfg.seed, pad_to_max=cfg.data.pad_to_max)
+                                    crop_seed=cfg.seed, pad_to_max=cfg.data.pad_to_max,
+                                    text_lead=cfg.data.text_lead)
         self.images = (ImageFeatureStore(self.model, cfg.data.image_root, cfg.data.image_cache)
                        if self.model.vision is not None else None)
         self.step = 0
@@ -206,7 +208,9 @@ class Trainer:
             autocast = (torch.autocast(dev.type, dtype=self.autocast_dtype) if self.autocast_dtype is not None
                         else contextlib.nullcontext())
             with no_sync, autocast:
-                res, gates = self.wrapped(codes, mask, feats, present.to(dev))
+                inputs = hide_moshi_voice(codes, b["kinds"], b["ids"], self.cfg.data.hide_moshi_audio,
+                                          self.cfg.seed, self.step)
+                res, gates = self.wrapped(codes, mask, feats, present.to(dev), inputs)
                 loss = res.total(self.weights, text_norm, audio_norm)
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"non-finite loss {loss.item()} at step {self.step + 1}, micro-batch {i}, "
