@@ -2,8 +2,8 @@
 # Stop 19's spoken-side experiment (README): stop 18's typed echo base (scripts/typed_echo_experiment.sh,
 # its WORK folder) learns spoken echoed dialogues, fresh adapters, then a listening phase on single spoken
 # exchanges that open with the question; spoken and typed rows of the results sample and the listening
-# probe. About 2 h on 2 cores (synth 55 min of it). The measured runs were driven step by step with these
-# settings; this script collects them and was not run end to end.
+# probe. About 2 h on 2 cores (synth 55 min of it), plus about 50 min for stop 20's step 5. The measured runs
+# were driven step by step with these settings; this script collects them and was not run end to end.
 #   bash scripts/spoken_echo_experiment.sh [TYPED_WORK] [WORK]   (defaults runs/echo, runs/sp)
 set -euo pipefail
 T=${1:-runs/echo}
@@ -101,3 +101,29 @@ done
 for base in ft lft; do
   python scripts/listening_probe.py --train $W/a31 --test $W/b32 --limit 1000 --checkpoint $(ckpt $W/$base)/model.safetensors
 done
+
+# 5. Stop 20: the listening phase again, with Moshi's text 2 frames ahead of its audio and Moshi's recorded
+# voice hidden from the transformer in half of the spoken samples (data.text_lead, data.hide_moshi_audio),
+# then fresh adapters on that base with the same text lead; its probe and spoken rows.
+$M train out_dir=$W/hft "${COMMON[@]}" mode=full model.checkpoint=$(ckpt $W/ft)/model.safetensors \
+  "data.shards=[$W/a31,$W/l41,$W/l42,$T/o5,$W/basetext]" data.image_samples=1.0 data.p_audio=0.7 data.drop_images=true \
+  data.audio_only=0.1 data.text_only=0.1 steps=400 optim.lr=5e-4 optim.warmup_steps=30 optim.key_weight=30 \
+  "$WORDS" save_every=100 data.text_lead=2 data.hide_moshi_audio=0.5 --resume
+python scripts/listening_probe.py --train $W/a31 --test $W/b32 --limit 150 --text-lead 2 \
+  --checkpoint $(ckpt $W/hft)/model.safetensors
+$M train out_dir=$W/adh "${COMMON[@]}" mode=adapters model.fresh_adapters=true model.checkpoint=$(ckpt $W/hft)/model.safetensors \
+  "data.shards=[$W/b32,$T/o7]" data.p_audio=0.4 data.audio_only=0.1 steps=800 optim.lr=2e-3 optim.warmup_steps=50 \
+  optim.audio_weight=0.1 optim.key_weight=10 "$WORDS" save_every=200 data.text_lead=2 --resume
+python - "$W" <<'PY'
+import sys
+from pathlib import Path
+from moshivis.inference.bundle import assemble_bundle
+from moshivis.train.checkpoint import latest_checkpoint
+w = Path(sys.argv[1])
+assemble_bundle(w / "bundle_h", latest_checkpoint(w / "hft") / "model.safetensors",
+                latest_checkpoint(w / "adh") / "model.safetensors", "tinyworld/bundle/tokenizer.model",
+                f"tiny:{Path('tinyworld/codec').resolve()}")
+PY
+$M eval run --checkpoint $W/bundle_h --benchmark easy-vqa $QS --prompts audio --voices tinyworld-train --limit 200 \
+  --out $W/bundle_h.audio200.jsonl
+$M eval score --benchmark easy-vqa --predictions $W/bundle_h.audio200.jsonl $QS --only-predicted --out $W/bundle_h.audio200
