@@ -2,7 +2,7 @@
 # Stop 19's spoken-side experiment (README): stop 18's typed echo base (scripts/typed_echo_experiment.sh,
 # its WORK folder) learns spoken echoed dialogues, fresh adapters, then a listening phase on single spoken
 # exchanges that open with the question; spoken and typed rows of the results sample and the listening
-# probe. About 2 h on 2 cores (synth 55 min of it), plus about 50 min for stop 20's step 5. The measured runs
+# probe. About 2 h on 2 cores (synth 55 min of it), plus about 2 h for stop 20's steps 5 and 6. The measured runs
 # were driven step by step with these settings; this script collects them and was not run end to end.
 #   bash scripts/spoken_echo_experiment.sh [TYPED_WORK] [WORK]   (defaults runs/echo, runs/sp)
 set -euo pipefail
@@ -127,3 +127,31 @@ PY
 $M eval run --checkpoint $W/bundle_h --benchmark easy-vqa $QS --prompts audio --voices tinyworld-train --limit 200 \
   --out $W/bundle_h.audio200.jsonl
 $M eval score --benchmark easy-vqa --predictions $W/bundle_h.audio200.jsonl $QS --only-predicted --out $W/bundle_h.audio200
+
+# 6. More listening data (two workers for 35 min made 1,376 + 1,344 single exchanges, seeds 43 and 44), and
+# the listening phase continued on all of it, 400 steps at a time (hft2, hft3), with the adapters of step 5.
+[ -f "$W/l43/manifest.json" ] || { synth 1376 43 $W/l43 0 0.0 2 & synth 1344 44 $W/l44 0 0.0 2; wait; }
+prev=hft
+for run in hft2 hft3; do
+  $M train out_dir=$W/$run "${COMMON[@]}" mode=full model.checkpoint=$(ckpt $W/$prev)/model.safetensors \
+    "data.shards=[$W/a31,$W/l41,$W/l42,$W/l43,$W/l44,$T/o5,$W/basetext]" data.image_samples=1.0 data.p_audio=0.7 \
+    data.drop_images=true data.audio_only=0.1 data.text_only=0.1 steps=400 optim.lr=5e-4 optim.warmup_steps=30 \
+    optim.key_weight=30 "$WORDS" save_every=100 data.text_lead=2 data.hide_moshi_audio=0.5 --resume
+  python scripts/listening_probe.py --train $W/a31 --test $W/b32 --limit 150 --text-lead 2 \
+    --checkpoint $(ckpt $W/$run)/model.safetensors
+  python - "$W" "$run" <<'PY'
+import sys
+from pathlib import Path
+from moshivis.inference.bundle import assemble_bundle
+from moshivis.train.checkpoint import latest_checkpoint
+w, run = Path(sys.argv[1]), sys.argv[2]
+assemble_bundle(w / f"bundle_{run}", latest_checkpoint(w / run) / "model.safetensors",
+                latest_checkpoint(w / "adh") / "model.safetensors", "tinyworld/bundle/tokenizer.model",
+                f"tiny:{Path('tinyworld/codec').resolve()}")
+PY
+  $M eval run --checkpoint $W/bundle_$run --benchmark easy-vqa $QS --prompts audio --voices tinyworld-train \
+    --limit 200 --out $W/bundle_$run.audio200.jsonl
+  $M eval score --benchmark easy-vqa --predictions $W/bundle_$run.audio200.jsonl $QS --only-predicted \
+    --out $W/bundle_$run.audio200
+  prev=$run
+done
