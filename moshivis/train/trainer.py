@@ -25,11 +25,11 @@ from .checkpoint import (finalize, latest_checkpoint, load_model_weights, rng_st
                          set_rng_state)
 from .config import TrainConfig
 from .distributed import DistInfo, all_reduce_sum, init_distributed, wrap
+from .hidden_voice import hide_moshi_voice
 from .images import ImageFeatureStore
 from .loss import target_weight_sums
 from .optim import build_optimizer, build_scheduler
 from .setup import build_training_model, frozen_to_bf16, loss_weights, trainable_names
-from .hidden_voice import hide_moshi_voice
 from .step import TrainStep
 
 
