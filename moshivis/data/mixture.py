@@ -36,8 +36,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from moshivis.data.shards import NUM_STREAMS, ShardReader, StoredSample
-from moshivis.data.text_lead import SPOKEN_KINDS, lead_text
+from moshivis.data.shards import AUDIO_KINDS, NUM_STREAMS, ShardReader, StoredSample
+from moshivis.data.text_lead import lead_text
 from moshivis.data.types import SAMPLE_KINDS, ImageRef, Sample
 
 CropMode = Literal["start", "random"]
@@ -326,7 +326,7 @@ def collate(
         off = crop_offset(s, t, t_out, crop, seed)
         n = min(t - off, t_out)
         s_codes, s_mask = s.codes, s.loss_mask
-        if text_lead and s.kind in SPOKEN_KINDS:
+        if text_lead and s.kind in AUDIO_KINDS:  # kinds with Moshi's audio
             s_codes, s_mask = lead_text(s_codes, s_mask, text_lead)
         codes[j, :, :n] = torch.from_numpy(np.asarray(s_codes[:, off : off + n], dtype=np.int64))
         mask[j, :, :n] = torch.from_numpy(np.asarray(s_mask[:, off : off + n], dtype=bool))

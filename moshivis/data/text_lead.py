@@ -14,8 +14,6 @@ import numpy as np
 
 from .tokenizer import TEXT_PAD
 
-SPOKEN_KINDS = ("image_speech", "audio_only")  # kinds with Moshi's audio; text_only/speechless have none
-
 
 def lead_text(codes: np.ndarray, loss_mask: np.ndarray, frames: int) -> tuple[np.ndarray, np.ndarray]:
     """codes [17, T], loss_mask [17, T] -> copies with row 0 (Moshi's text) and its mask moved `frames`
@@ -23,12 +21,12 @@ def lead_text(codes: np.ndarray, loss_mask: np.ndarray, frames: int) -> tuple[np
     freed end is padding whose mask repeats the last frame's. Audio rows are untouched."""
     if frames < 0:
         raise ValueError(f"text lead must be >= 0 frames, got {frames}")
-    codes, loss_mask = np.array(codes, copy=True), np.array(loss_mask, copy=True)
-    T = codes.shape[1]
+    out_codes, out_mask = np.array(codes, copy=True), np.array(loss_mask, copy=True)
+    T = out_codes.shape[1]
     if frames == 0 or T == 0:
-        return codes, loss_mask
+        return out_codes, out_mask
     n = min(frames, T)
-    text, mask = codes[0].copy(), loss_mask[0].copy()
-    codes[0, :T - n], codes[0, T - n:] = text[n:], TEXT_PAD
-    loss_mask[0, :T - n], loss_mask[0, T - n:] = mask[n:], mask[-1]
-    return codes, loss_mask
+    # Read from the inputs, which stay as they are; only row 0 of the copies changes.
+    out_codes[0, :T - n], out_codes[0, T - n:] = codes[0, n:], TEXT_PAD
+    out_mask[0, :T - n], out_mask[0, T - n:] = loss_mask[0, n:], loss_mask[0, -1]
+    return out_codes, out_mask

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 
 from ..data.layout import MOSHI_AUDIO
-from ..data.text_lead import SPOKEN_KINDS
+from ..data.shards import AUDIO_KINDS
 from ..models.lm import ZERO_TOKEN
 
 
@@ -33,7 +33,7 @@ def hide_moshi_voice(codes: torch.Tensor, kinds: Sequence[str], ids: Sequence[st
     samples, or None when no sample of the batch is chosen (the model then reads codes as they are)."""
     if not 0.0 <= prob <= 1.0:
         raise ValueError(f"hide probability must be in [0, 1], got {prob}")
-    rows = [j for j, (k, i) in enumerate(zip(kinds, ids)) if k in SPOKEN_KINDS and chosen(seed, step, i, prob)]
+    rows = [j for j, (k, i) in enumerate(zip(kinds, ids)) if k in AUDIO_KINDS and chosen(seed, step, i, prob)]
     if not rows:
         return None
     inputs = codes.clone()

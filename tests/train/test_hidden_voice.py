@@ -3,20 +3,15 @@ samples, while its audio stays a target."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 from colors import make_colour_shards
 
 from moshivis.config import tiny
 from moshivis.models.lm import MoshiLM
-from moshivis.train.distributed import DistInfo
 from moshivis.train.hidden_voice import chosen, hide_moshi_voice
 from moshivis.train.trainer import Trainer
-from test_trainer import config
-
-SINGLE = DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+from test_trainer import SINGLE, config
 
 
 def _codes(B: int = 4, T: int = 10) -> torch.Tensor:
