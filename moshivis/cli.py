@@ -264,7 +264,8 @@ def cmd_tinyworld(args: argparse.Namespace) -> int:
                        evidence_first=args.evidence_first, present_questions=args.present_questions,
                        echo_question=args.echo_question, opener_prob=args.opener_prob,
                        verdict_weight=args.verdict_weight, subframe_jitter=args.subframe_jitter,
-                       subframe_phases=args.subframe_phases,
+                       subframe_phases=args.subframe_phases, text_lead=args.text_lead,
+                       hide_moshi_audio=args.hide_moshi_audio, listen_key_weight=args.listen_key_weight,
                        **({} if args.listen_steps is None else {"listen_steps": args.listen_steps}))
     stages = tuple(args.stages) if args.stages else STAGES
     result = build(cfg, stages=stages, force=args.force)
@@ -529,6 +530,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--verdict-weight", type=float, default=1.0,
                    help="loss weight of yes/no verdict pieces after ' so' in both base phases (with "
                         "--evidence-first; default 1: off; README, stop 15)")
+    b.add_argument("--text-lead", type=int, default=0,
+                   help="frames Moshi's text runs ahead of its audio in spoken samples of base_listen and adapters "
+                        "(data.text_lead; default 0: shipped; README, stop 20)")
+    b.add_argument("--hide-moshi-audio", type=float, default=0.0,
+                   help="share of base_listen's spoken samples whose Moshi audio the model does not see "
+                        "(data.hide_moshi_audio; default 0: shipped; README, stop 20)")
+    b.add_argument("--listen-key-weight", type=float, default=1.0,
+                   help="base_listen's loss weight on colour/shape words and on the answer openings 'A'/'Not' "
+                        "(default 1: off; README, stop 21)")
     b.set_defaults(func=cmd_tinyworld)
     r = tw.add_parser("results", help="the embedded model's results table (resumable; results.json + .md)")
     r.add_argument("--bundle", default=None, help="model bundle folder (default: the embedded model)")

@@ -6,7 +6,8 @@ Two measurements on spoken easy-vqa shards (`moshivis data synth`, echo answers:
 1. `codes`: a bag-of-codes classifier (softmax regression on counts of the user's codebook-0 codes over the
    question's frames) fitted on the questions of `--train` shards and scored on those of `--test` shards:
    what a simple reader gets out of the codec's semantic tokens. The majority word's share is printed
-   beside it.
+   beside it. `codes_polarity`: the same reader on yes/no questions, for their polarity ("is there not a
+   ..." vs "is there a ...", stop 21).
 2. `echo` (with `--checkpoint`): teacher-forced, no image: at the frame of the first colour/shape piece of
    every Moshi turn that opens with an echo ("A ...", "Not a ..."), is that piece the model's argmax? Run
    on shards the base trained on and on fresh ones, it separates memorising from hearing; run again with
@@ -40,6 +41,17 @@ def asked_word(text: str) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
+def asked_polarity(text: str) -> str | None:
+    """"not" for a negated yes/no easy-vqa question ("is there not a red shape?"), "has" for a plain one,
+    None for any other question."""
+    from moshivis.data.easy_vqa_wordings import parse_easy_vqa_question
+
+    q = parse_easy_vqa_question(text)
+    if q is None or not q.intent.startswith(("has_", "not_")):
+        return None
+    return q.intent.split("_")[0]
+
+
 def spoken_samples(shards: str, limit: int) -> Iterator[Any]:
     """The first `limit` image_speech samples of a shard folder."""
     from moshivis.data.shards import ShardReader
@@ -47,14 +59,14 @@ def spoken_samples(shards: str, limit: int) -> Iterator[Any]:
     return islice((s for s in ShardReader(shards, load_images=False) if s.kind == "image_speech"), limit)
 
 
-def question_codes(shards: str, limit: int) -> tuple[list[torch.Tensor], list[str]]:
-    """User codebook-0 codes [frames] of every spoken user turn naming one colour/shape word, and that word,
-    from the first `limit` spoken samples."""
+def question_codes(shards: str, limit: int, label=asked_word) -> tuple[list[torch.Tensor], list[str]]:
+    """User codebook-0 codes [frames] of every spoken user turn that `label` names (default: the one
+    colour/shape word it asks about), and that label, from the first `limit` spoken samples."""
     codes, words = [], []
     for s in spoken_samples(shards, limit):
         c = torch.as_tensor(s.codes, dtype=torch.long)
         for turn in s.meta["turns"]:
-            word = asked_word(turn["text"]) if turn["speaker"] == "user" else None
+            word = label(turn["text"]) if turn["speaker"] == "user" else None
             if word is not None:
                 a, b = turn["frames"]
                 codes.append(c[USER_AUDIO.start, a:b + 2])  # +2: the codec's semantic codes lag the audio a little
@@ -91,9 +103,9 @@ def bag_accuracy(xa: list[torch.Tensor], ya: list[str], xb: list[torch.Tensor], 
     return round(100 * acc, 1), round(100 * majority, 1)
 
 
-def codes_probe(train: str, test: str, limit: int, cardinality: int = 2048) -> dict[str, object]:
-    xa, ya = question_codes(train, limit)
-    xb, yb = question_codes(test, limit)
+def codes_probe(train: str, test: str, limit: int, cardinality: int = 2048, label=asked_word) -> dict[str, object]:
+    xa, ya = question_codes(train, limit, label)
+    xb, yb = question_codes(test, limit, label)
     if not xa or not xb:
         raise SystemExit(f"no spoken questions naming a colour/shape in {train if not xa else test}")
     acc, majority = bag_accuracy(xa, ya, xb, yb, cardinality)
@@ -110,12 +122,15 @@ def echo_probe(checkpoint: str, shards: str, limit: int, key_pieces: set[int], t
     from moshivis.data.text_lead import lead_text
     from moshivis.models.loaders import load_model
 
+    from moshivis.data.tokenizer import TEXT_EPAD, TEXT_PAD
+
     lm = load_model(checkpoint).lm.eval()
     n, right, right_hidden = 0, 0, 0
+    pn, pol, pol_hidden = 0, 0, 0  # the echo's first word ("Not" / "A"): the question's polarity
     for s in spoken_samples(shards, limit):
         codes = torch.as_tensor(lead_text(s.codes, s.loss_mask, text_lead)[0], dtype=torch.long)
         hidden = codes.clone()
-        spots = []
+        spots, firsts = [], []
         for turn in s.meta["turns"]:
             if turn["speaker"] != "moshi" or turn["text"].split()[0] not in ("A", "An", "Not"):
                 continue
@@ -125,6 +140,8 @@ def echo_probe(checkpoint: str, shards: str, limit: int, key_pieces: set[int], t
             if f is not None:
                 spots.append(f)
                 hidden[MOSHI_AUDIO, max(0, a - 2):f + 1] = -1  # Moshi's codebooks: zero embedding
+                first = next(g for g in range(a, f + 1) if int(codes[0, g]) not in (TEXT_PAD, TEXT_EPAD))
+                firsts.append(first)
         if not spots:
             continue
         pred = lm(codes[None]).text_logits[0, 0].argmax(-1)  # [T]
@@ -133,8 +150,14 @@ def echo_probe(checkpoint: str, shards: str, limit: int, key_pieces: set[int], t
             n += 1
             right += int(pred[f]) == int(codes[0, f])
             right_hidden += int(pred_hidden[f]) == int(codes[0, f])
+        for f in firsts:
+            pn += 1
+            pol += int(pred[f]) == int(codes[0, f])
+            pol_hidden += int(pred_hidden[f]) == int(codes[0, f])
     return {"shards": shards, "echo_words": n, "accuracy": round(100 * right / max(n, 1), 1),
-            "accuracy_moshi_audio_hidden": round(100 * right_hidden / max(n, 1), 1)}
+            "accuracy_moshi_audio_hidden": round(100 * right_hidden / max(n, 1), 1),
+            "polarity_words": pn, "polarity_accuracy": round(100 * pol / max(pn, 1), 1),
+            "polarity_accuracy_moshi_audio_hidden": round(100 * pol_hidden / max(pn, 1), 1)}
 
 
 def main() -> None:
@@ -147,7 +170,8 @@ def main() -> None:
     p.add_argument("--text-lead", type=int, default=0, help="the base's data.text_lead (frames)")
     args = p.parse_args()
     torch.set_num_threads(1)
-    out: dict[str, object] = {"codes": codes_probe(args.train, args.test, args.limit)}
+    out: dict[str, object] = {"codes": codes_probe(args.train, args.test, args.limit),
+                              "codes_polarity": codes_probe(args.train, args.test, args.limit, label=asked_polarity)}
     if args.checkpoint:
         from moshivis.data.tokenizer import TextTokenizer
 

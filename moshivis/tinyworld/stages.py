@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .recipe import Stage, stage_result
+from .recipe import RecipeConfig, Stage, stage_result
 
 MOSHI_VOICE = "piper:joe"
 
@@ -235,6 +235,27 @@ def verdict_overrides(stage: Stage) -> list[str]:
     return [f"optim.key_weight={stage.cfg.verdict_weight}", f"optim.key_tokens=[{','.join(map(str, [cue, *openings]))}]"]
 
 
+def listen_key_overrides(stage: Stage) -> list[str]:
+    """`optim.key_*` for `RecipeConfig.listen_key_weight` (none at 1): the recipe tokenizer's first piece of
+    every easy-vqa colour and shape word, and of the answer openings "A" and "Not" (an echo answer's first
+    piece says which polarity was heard)."""
+    if stage.cfg.listen_key_weight == 1.0:
+        return []
+    from ..data.easy_vqa_wordings import EASY_COLORS, EASY_SHAPES
+    from ..data.tokenizer import TextTokenizer
+
+    tok = TextTokenizer(_done(stage, "tokenizer")["tokenizer"])
+    words = {tok.encode(f" {w}")[0] for w in (*EASY_COLORS, *EASY_SHAPES)}
+    ids = sorted(words | {tok.encode(w)[0] for w in ("A", "Not")})
+    return [f"optim.key_weight={stage.cfg.listen_key_weight}", f"optim.key_tokens=[{','.join(map(str, [-1, *ids]))}]"]
+
+
+def spoken_overrides(cfg: RecipeConfig, hide: bool) -> list[str]:
+    """`data.text_lead` (and with `hide`, `data.hide_moshi_audio`) when the recipe sets them."""
+    out = [f"data.text_lead={cfg.text_lead}"] if cfg.text_lead else []
+    return out + ([f"data.hide_moshi_audio={cfg.hide_moshi_audio}"] if hide and cfg.hide_moshi_audio else [])
+
+
 def stage_base(stage: Stage) -> dict[str, Any]:
     """`full` training on the spoken base dialogues; with weight `base_text_weight` the same dialogues as
     text only (made here: no TTS, seconds), so the base knows the typed format adapters will use; with
@@ -271,7 +292,7 @@ def stage_base_listen(stage: Stage) -> dict[str, Any]:
                             "data.audio_only=0.5", f"data.text_only={text_weight}",
                             f"data.max_frames={LISTEN_MAX_FRAMES}",
                             f"steps={cfg.listen_steps}", "optim.lr=5e-4", "optim.warmup_steps=50",
-                            *verdict_overrides(stage)])
+                            *(listen_key_overrides(stage) or verdict_overrides(stage)), *spoken_overrides(cfg, True)])
     return {**result, "probe": base_probe(stage, result["checkpoint"])}
 
 
@@ -311,8 +332,9 @@ def stage_adapter_data(stage: Stage) -> dict[str, Any]:
 
 def stage_adapters(stage: Stage) -> dict[str, Any]:
     cfg = stage.cfg
-    return _train(stage, adapter_overrides(frozen_base(cfg.work), _done(stage, "adapter_data")["shards"],
-                                           cfg.adapter_steps, cfg.adapter_warmup_steps, cfg.adapter_audio_weight))
+    return _train(stage, [*adapter_overrides(frozen_base(cfg.work), _done(stage, "adapter_data")["shards"],
+                                             cfg.adapter_steps, cfg.adapter_warmup_steps, cfg.adapter_audio_weight),
+                          *spoken_overrides(cfg, False)])
 
 
 def stage_bundle(stage: Stage) -> dict[str, Any]:

@@ -50,3 +50,15 @@ def test_bag_reader_finds_a_word_in_the_codes_and_not_in_noise() -> None:
     xb, yb = utterances(40, False)
     acc, _ = probe.bag_accuracy(xa, ya, xb, yb, cardinality=256)
     assert acc <= 50  # chance is 25%: nothing to read
+
+
+def test_asked_polarity() -> None:
+    """Negated yes/no questions (original and paraphrased wordings) are "not", plain ones "has", others None."""
+    probe = load_probe()
+    assert probe.asked_polarity("is there not a teal shape in the image?") == "not"
+    assert probe.asked_polarity("does the picture lack a triangle?") == "not"
+    assert probe.asked_polarity("is the picture free of red shapes?") == "not"
+    assert probe.asked_polarity("is there a teal shape?") == "has"
+    assert probe.asked_polarity("is there something teal in this picture?") == "has"
+    assert probe.asked_polarity("what color is the shape?") is None
+    assert probe.asked_polarity("how much is two plus two?") is None
