@@ -2,7 +2,7 @@
 # Stop 19's spoken-side experiment (README): stop 18's typed echo base (scripts/typed_echo_experiment.sh,
 # its WORK folder) learns spoken echoed dialogues, fresh adapters, then a listening phase on single spoken
 # exchanges that open with the question; spoken and typed rows of the results sample and the listening
-# probe. About 2 h on 2 cores (synth 55 min of it), plus about 2 h for stop 20's steps 5 and 6. The measured runs
+# probe. About 2 h on 2 cores (synth 55 min of it), plus about 2 h for stop 20's steps 5 and 6 and 1.5 h for stop 21's step 7. The measured runs
 # were driven step by step with these settings; this script collects them and was not run end to end.
 #   bash scripts/spoken_echo_experiment.sh [TYPED_WORK] [WORK]   (defaults runs/echo, runs/sp)
 set -euo pipefail
@@ -154,4 +154,42 @@ PY
   $M eval score --benchmark easy-vqa --predictions $W/bundle_$run.audio200.jsonl $QS --only-predicted \
     --out $W/bundle_$run.audio200
   prev=$run
+done
+
+# 7. Stop 21: the echo's opening piece ("A" 21 / "Not" 63: the question's polarity) weighted like the words,
+# 200 + 400 steps on the data of step 6 plus seeds 45-48 (256 + 224 + 32 + 32 single exchanges, timed kills), then
+# 600 steps with seeds 49/50 added (1,184 + 1,312, two workers for 35 min); fresh adapters (step 5's settings).
+POL="optim.key_tokens=[-1,34,53,37,79,91,89,107,47,54,45,52,12,5,73,71,21,63]"
+for sn in 45:256 46:224 47:32 48:32 49:1184 50:1312; do  # seed:dialogues (the runs' limit was 4000, killed)
+  s=${sn%%:*}; [ -f "$W/l$s/manifest.json" ] || synth ${sn##*:} $s $W/l$s 0 0.0 2
+done
+prev=hft3; shards="$W/a31,$W/l41,$W/l42,$W/l43,$W/l44,$W/l45,$W/l46"
+for spec in hp:200 hp2:400 hp3:600; do
+  run=${spec%%:*}; steps=${spec##*:}
+  [ "$run" = hp3 ] && shards="$shards,$W/l47,$W/l48,$W/l49,$W/l50"
+  $M train out_dir=$W/$run "${COMMON[@]}" mode=full model.checkpoint=$(ckpt $W/$prev)/model.safetensors \
+    "data.shards=[$shards,$T/o5,$W/basetext]" data.image_samples=1.0 data.p_audio=0.7 \
+    data.drop_images=true data.audio_only=0.1 data.text_only=0.1 steps=$steps optim.lr=5e-4 optim.warmup_steps=30 \
+    optim.key_weight=30 "$POL" save_every=100 data.text_lead=2 data.hide_moshi_audio=0.5 --resume
+  python scripts/listening_probe.py --train $W/a31 --test $W/b32 --limit 150 --text-lead 2 \
+    --checkpoint $(ckpt $W/$run)/model.safetensors
+  prev=$run
+done
+$M train out_dir=$W/adp "${COMMON[@]}" mode=adapters model.fresh_adapters=true model.checkpoint=$(ckpt $W/hp3)/model.safetensors \
+  "data.shards=[$W/b32,$T/o7]" data.p_audio=0.4 data.audio_only=0.1 steps=800 optim.lr=2e-3 optim.warmup_steps=50 \
+  optim.audio_weight=0.1 optim.key_weight=10 "$WORDS" save_every=200 data.text_lead=2 --resume
+python - "$W" <<'PY'
+import sys
+from pathlib import Path
+from moshivis.inference.bundle import assemble_bundle
+from moshivis.train.checkpoint import latest_checkpoint
+w = Path(sys.argv[1])
+assemble_bundle(w / "bundle_p3", latest_checkpoint(w / "hp3") / "model.safetensors",
+                latest_checkpoint(w / "adp") / "model.safetensors", "tinyworld/bundle/tokenizer.model",
+                f"tiny:{Path('tinyworld/codec').resolve()}")
+PY
+for p in audio text; do
+  $M eval run --checkpoint $W/bundle_p3 --benchmark easy-vqa $QS --prompts $p --voices tinyworld-train \
+    --limit $([ $p = audio ] && echo 200 || echo 2000) --out $W/bundle_p3.$p.jsonl
+  $M eval score --benchmark easy-vqa --predictions $W/bundle_p3.$p.jsonl $QS --only-predicted --out $W/bundle_p3.$p
 done
