@@ -107,9 +107,14 @@ def codes_probe(train: str, test: str, limit: int, cardinality: int = 2048, labe
     xa, ya = question_codes(train, limit, label)
     xb, yb = question_codes(test, limit, label)
     if not xa or not xb:
-        raise SystemExit(f"no spoken questions naming a colour/shape in {train if not xa else test}")
+        raise SystemExit(f"no spoken questions that {label.__name__} labels in {train if not xa else test}")
     acc, majority = bag_accuracy(xa, ya, xb, yb, cardinality)
     return {"train_questions": len(xa), "test_questions": len(xb), "accuracy": acc, "majority": majority}
+
+
+def hits(pred: torch.Tensor, target: torch.Tensor, frames: list[int]) -> int:
+    """How many of `frames` have pred [T] == target [T]."""
+    return sum(int(pred[f]) == int(target[f]) for f in frames)
 
 
 @torch.no_grad()
@@ -120,9 +125,8 @@ def echo_probe(checkpoint: str, shards: str, limit: int, key_pieces: set[int], t
     the second needs the user's question (stop 19: 71.2% vs 27.5%). text_lead: the frames a base was trained
     with Moshi's text ahead of its audio (`data.text_lead`); the samples are read the same way."""
     from moshivis.data.text_lead import lead_text
-    from moshivis.models.loaders import load_model
-
     from moshivis.data.tokenizer import TEXT_EPAD, TEXT_PAD
+    from moshivis.models.loaders import load_model
 
     lm = load_model(checkpoint).lm.eval()
     n, right, right_hidden = 0, 0, 0
@@ -146,14 +150,9 @@ def echo_probe(checkpoint: str, shards: str, limit: int, key_pieces: set[int], t
             continue
         pred = lm(codes[None]).text_logits[0, 0].argmax(-1)  # [T]
         pred_hidden = lm(hidden[None]).text_logits[0, 0].argmax(-1)
-        for f in spots:
-            n += 1
-            right += int(pred[f]) == int(codes[0, f])
-            right_hidden += int(pred_hidden[f]) == int(codes[0, f])
-        for f in firsts:
-            pn += 1
-            pol += int(pred[f]) == int(codes[0, f])
-            pol_hidden += int(pred_hidden[f]) == int(codes[0, f])
+        n, pn = n + len(spots), pn + len(firsts)
+        right, right_hidden = right + hits(pred, codes[0], spots), right_hidden + hits(pred_hidden, codes[0], spots)
+        pol, pol_hidden = pol + hits(pred, codes[0], firsts), pol_hidden + hits(pred_hidden, codes[0], firsts)
     return {"shards": shards, "echo_words": n, "accuracy": round(100 * right / max(n, 1), 1),
             "accuracy_moshi_audio_hidden": round(100 * right_hidden / max(n, 1), 1),
             "polarity_words": pn, "polarity_accuracy": round(100 * pol / max(pn, 1), 1),
