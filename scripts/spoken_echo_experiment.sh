@@ -2,8 +2,9 @@
 # Stop 19's spoken-side experiment (README): stop 18's typed echo base (scripts/typed_echo_experiment.sh,
 # its WORK folder) learns spoken echoed dialogues, fresh adapters, then a listening phase on single spoken
 # exchanges that open with the question; spoken and typed rows of the results sample and the listening
-# probe. About 2 h on 2 cores (synth 55 min of it), plus about 2 h for stop 20's steps 5 and 6 and 1.5 h for stop 21's step 7. The measured runs
-# were driven step by step with these settings; this script collects them and was not run end to end.
+# probe. About 2 h on 2 cores (synth 55 min of it), plus about 2 h for stop 20's steps 5 and 6 and 1.5 h for
+# stop 21's step 7. The measured runs were driven step by step with these settings; this script collects them
+# and was not run end to end.
 #   bash scripts/spoken_echo_experiment.sh [TYPED_WORK] [WORK]   (defaults runs/echo, runs/sp)
 set -euo pipefail
 T=${1:-runs/echo}
@@ -102,59 +103,54 @@ for base in ft lft; do
   python scripts/listening_probe.py --train $W/a31 --test $W/b32 --limit 1000 --checkpoint $(ckpt $W/$base)/model.safetensors
 done
 
-# 5. Stop 20: the listening phase again, with Moshi's text 2 frames ahead of its audio and Moshi's recorded
-# voice hidden from the transformer in half of the spoken samples (data.text_lead, data.hide_moshi_audio),
-# then fresh adapters on that base with the same text lead; its probe and spoken rows.
-$M train out_dir=$W/hft "${COMMON[@]}" mode=full model.checkpoint=$(ckpt $W/ft)/model.safetensors \
-  "data.shards=[$W/a31,$W/l41,$W/l42,$T/o5,$W/basetext]" data.image_samples=1.0 data.p_audio=0.7 data.drop_images=true \
-  data.audio_only=0.1 data.text_only=0.1 steps=400 optim.lr=5e-4 optim.warmup_steps=30 optim.key_weight=30 \
-  "$WORDS" save_every=100 data.text_lead=2 data.hide_moshi_audio=0.5 --resume
-python scripts/listening_probe.py --train $W/a31 --test $W/b32 --limit 150 --text-lead 2 \
-  --checkpoint $(ckpt $W/hft)/model.safetensors
-$M train out_dir=$W/adh "${COMMON[@]}" mode=adapters model.fresh_adapters=true model.checkpoint=$(ckpt $W/hft)/model.safetensors \
-  "data.shards=[$W/b32,$T/o7]" data.p_audio=0.4 data.audio_only=0.1 steps=800 optim.lr=2e-3 optim.warmup_steps=50 \
-  optim.audio_weight=0.1 optim.key_weight=10 "$WORDS" save_every=200 data.text_lead=2 --resume
-python - "$W" <<'PY'
+# Steps 5-7: the listening phase (Moshi's text 2 frames ahead, Moshi's voice hidden in half of the spoken
+# samples), its probe, fresh adapters on a base, and bundles with their spoken rows.
+# listen RUN PREV STEPS SHARDS KEYS: STEPS more steps from PREV's last checkpoint, then the probe.
+listen() {
+  $M train out_dir=$W/$1 "${COMMON[@]}" mode=full model.checkpoint=$(ckpt $W/$2)/model.safetensors \
+    "data.shards=[$4]" data.image_samples=1.0 data.p_audio=0.7 data.drop_images=true data.audio_only=0.1 \
+    data.text_only=0.1 steps=$3 optim.lr=5e-4 optim.warmup_steps=30 optim.key_weight=30 "$5" save_every=100 \
+    data.text_lead=2 data.hide_moshi_audio=0.5 --resume
+  python scripts/listening_probe.py --train $W/a31 --test $W/b32 --limit 150 --text-lead 2 \
+    --checkpoint $(ckpt $W/$1)/model.safetensors
+}
+# adapters RUN BASE: fresh adapters (800 steps, words 10x) on BASE's last checkpoint, with the text lead.
+adapters() {
+  $M train out_dir=$W/$1 "${COMMON[@]}" mode=adapters model.fresh_adapters=true model.checkpoint=$(ckpt $W/$2)/model.safetensors \
+    "data.shards=[$W/b32,$T/o7]" data.p_audio=0.4 data.audio_only=0.1 steps=800 optim.lr=2e-3 optim.warmup_steps=50 \
+    optim.audio_weight=0.1 optim.key_weight=10 "$WORDS" save_every=200 data.text_lead=2 --resume
+}
+# bundle NAME BASE ADAPTERS: the bundle (fp16) of two runs' last checkpoints, and its spoken row (first 200).
+bundle() {
+  python - "$W" "$@" <<'PY'
 import sys
 from pathlib import Path
 from moshivis.inference.bundle import assemble_bundle
 from moshivis.train.checkpoint import latest_checkpoint
-w = Path(sys.argv[1])
-assemble_bundle(w / "bundle_h", latest_checkpoint(w / "hft") / "model.safetensors",
-                latest_checkpoint(w / "adh") / "model.safetensors", "tinyworld/bundle/tokenizer.model",
+w, name, base, adapters = Path(sys.argv[1]), *sys.argv[2:5]
+assemble_bundle(w / name, latest_checkpoint(w / base) / "model.safetensors",
+                latest_checkpoint(w / adapters) / "model.safetensors", "tinyworld/bundle/tokenizer.model",
                 f"tiny:{Path('tinyworld/codec').resolve()}")
 PY
-$M eval run --checkpoint $W/bundle_h --benchmark easy-vqa $QS --prompts audio --voices tinyworld-train --limit 200 \
-  --out $W/bundle_h.audio200.jsonl
-$M eval score --benchmark easy-vqa --predictions $W/bundle_h.audio200.jsonl $QS --only-predicted --out $W/bundle_h.audio200
+  $M eval run --checkpoint $W/$1 --benchmark easy-vqa $QS --prompts audio --voices tinyworld-train --limit 200 \
+    --out $W/$1.audio200.jsonl
+  $M eval score --benchmark easy-vqa --predictions $W/$1.audio200.jsonl $QS --only-predicted --out $W/$1.audio200
+}
+
+# 5. Stop 20: the listening phase again, with Moshi's text 2 frames ahead of its audio and Moshi's recorded
+# voice hidden from the transformer in half of the spoken samples (data.text_lead, data.hide_moshi_audio),
+# then fresh adapters on that base with the same text lead; its probe and spoken rows.
+listen hft ft 400 "$W/a31,$W/l41,$W/l42,$T/o5,$W/basetext" "$WORDS"
+adapters adh hft
+bundle bundle_h hft adh
 
 # 6. More listening data (two workers for 35 min made 1,376 + 1,344 single exchanges, seeds 43 and 44), and
 # the listening phase continued on all of it, 400 steps at a time (hft2, hft3), with the adapters of step 5.
 [ -f "$W/l43/manifest.json" ] || { synth 1376 43 $W/l43 0 0.0 2 & synth 1344 44 $W/l44 0 0.0 2; wait; }
-prev=hft
-for run in hft2 hft3; do
-  $M train out_dir=$W/$run "${COMMON[@]}" mode=full model.checkpoint=$(ckpt $W/$prev)/model.safetensors \
-    "data.shards=[$W/a31,$W/l41,$W/l42,$W/l43,$W/l44,$T/o5,$W/basetext]" data.image_samples=1.0 data.p_audio=0.7 \
-    data.drop_images=true data.audio_only=0.1 data.text_only=0.1 steps=400 optim.lr=5e-4 optim.warmup_steps=30 \
-    optim.key_weight=30 "$WORDS" save_every=100 data.text_lead=2 data.hide_moshi_audio=0.5 --resume
-  python scripts/listening_probe.py --train $W/a31 --test $W/b32 --limit 150 --text-lead 2 \
-    --checkpoint $(ckpt $W/$run)/model.safetensors
-  python - "$W" "$run" <<'PY'
-import sys
-from pathlib import Path
-from moshivis.inference.bundle import assemble_bundle
-from moshivis.train.checkpoint import latest_checkpoint
-w, run = Path(sys.argv[1]), sys.argv[2]
-assemble_bundle(w / f"bundle_{run}", latest_checkpoint(w / run) / "model.safetensors",
-                latest_checkpoint(w / "adh") / "model.safetensors", "tinyworld/bundle/tokenizer.model",
-                f"tiny:{Path('tinyworld/codec').resolve()}")
-PY
-  $M eval run --checkpoint $W/bundle_$run --benchmark easy-vqa $QS --prompts audio --voices tinyworld-train \
-    --limit 200 --out $W/bundle_$run.audio200.jsonl
-  $M eval score --benchmark easy-vqa --predictions $W/bundle_$run.audio200.jsonl $QS --only-predicted \
-    --out $W/bundle_$run.audio200
-  prev=$run
-done
+listen hft2 hft 400 "$W/a31,$W/l41,$W/l42,$W/l43,$W/l44,$T/o5,$W/basetext" "$WORDS"
+bundle bundle_hft2 hft2 adh
+listen hft3 hft2 400 "$W/a31,$W/l41,$W/l42,$W/l43,$W/l44,$T/o5,$W/basetext" "$WORDS"
+bundle bundle_hft3 hft3 adh
 
 # 7. Stop 21: the echo's opening piece ("A" 21 / "Not" 63: the question's polarity) weighted like the words,
 # 200 + 400 steps on the data of step 6 plus seeds 45-48 (256 + 224 + 32 + 32 single exchanges, timed kills), then
@@ -163,33 +159,11 @@ POL="optim.key_tokens=[-1,34,53,37,79,91,89,107,47,54,45,52,12,5,73,71,21,63]"
 for sn in 45:256 46:224 47:32 48:32 49:1184 50:1312; do  # seed:dialogues (the runs' limit was 4000, killed)
   s=${sn%%:*}; [ -f "$W/l$s/manifest.json" ] || synth ${sn##*:} $s $W/l$s 0 0.0 2
 done
-prev=hft3; shards="$W/a31,$W/l41,$W/l42,$W/l43,$W/l44,$W/l45,$W/l46"
-for spec in hp:200 hp2:400 hp3:600; do
-  run=${spec%%:*}; steps=${spec##*:}
-  [ "$run" = hp3 ] && shards="$shards,$W/l47,$W/l48,$W/l49,$W/l50"
-  $M train out_dir=$W/$run "${COMMON[@]}" mode=full model.checkpoint=$(ckpt $W/$prev)/model.safetensors \
-    "data.shards=[$shards,$T/o5,$W/basetext]" data.image_samples=1.0 data.p_audio=0.7 \
-    data.drop_images=true data.audio_only=0.1 data.text_only=0.1 steps=$steps optim.lr=5e-4 optim.warmup_steps=30 \
-    optim.key_weight=30 "$POL" save_every=100 data.text_lead=2 data.hide_moshi_audio=0.5 --resume
-  python scripts/listening_probe.py --train $W/a31 --test $W/b32 --limit 150 --text-lead 2 \
-    --checkpoint $(ckpt $W/$run)/model.safetensors
-  prev=$run
-done
-$M train out_dir=$W/adp "${COMMON[@]}" mode=adapters model.fresh_adapters=true model.checkpoint=$(ckpt $W/hp3)/model.safetensors \
-  "data.shards=[$W/b32,$T/o7]" data.p_audio=0.4 data.audio_only=0.1 steps=800 optim.lr=2e-3 optim.warmup_steps=50 \
-  optim.audio_weight=0.1 optim.key_weight=10 "$WORDS" save_every=200 data.text_lead=2 --resume
-python - "$W" <<'PY'
-import sys
-from pathlib import Path
-from moshivis.inference.bundle import assemble_bundle
-from moshivis.train.checkpoint import latest_checkpoint
-w = Path(sys.argv[1])
-assemble_bundle(w / "bundle_p3", latest_checkpoint(w / "hp3") / "model.safetensors",
-                latest_checkpoint(w / "adp") / "model.safetensors", "tinyworld/bundle/tokenizer.model",
-                f"tiny:{Path('tinyworld/codec').resolve()}")
-PY
-for p in audio text; do
-  $M eval run --checkpoint $W/bundle_p3 --benchmark easy-vqa $QS --prompts $p --voices tinyworld-train \
-    --limit $([ $p = audio ] && echo 200 || echo 2000) --out $W/bundle_p3.$p.jsonl
-  $M eval score --benchmark easy-vqa --predictions $W/bundle_p3.$p.jsonl $QS --only-predicted --out $W/bundle_p3.$p
-done
+shards="$W/a31,$W/l41,$W/l42,$W/l43,$W/l44,$W/l45,$W/l46"
+listen hp hft3 200 "$shards,$T/o5,$W/basetext" "$POL"
+listen hp2 hp 400 "$shards,$T/o5,$W/basetext" "$POL"
+listen hp3 hp2 600 "$shards,$W/l47,$W/l48,$W/l49,$W/l50,$T/o5,$W/basetext" "$POL"
+adapters adp hp3
+bundle bundle_p3 hp3 adp
+$M eval run --checkpoint $W/bundle_p3 --benchmark easy-vqa $QS --prompts text --out $W/bundle_p3.text.jsonl
+$M eval score --benchmark easy-vqa --predictions $W/bundle_p3.text.jsonl $QS --only-predicted --out $W/bundle_p3.text
