@@ -266,6 +266,7 @@ def cmd_tinyworld(args: argparse.Namespace) -> int:
                        verdict_weight=args.verdict_weight, subframe_jitter=args.subframe_jitter,
                        subframe_phases=args.subframe_phases, text_lead=args.text_lead,
                        hide_moshi_audio=args.hide_moshi_audio, listen_key_weight=args.listen_key_weight,
+                       listen_user_dropout=args.listen_user_dropout, adapter_lend_images=args.adapter_lend_images,
                        **({} if args.listen_steps is None else {"listen_steps": args.listen_steps}))
     stages = tuple(args.stages) if args.stages else STAGES
     result = build(cfg, stages=stages, force=args.force)
@@ -539,6 +540,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--listen-key-weight", type=float, default=1.0,
                    help="base_listen's loss weight on colour/shape words and on the answer openings 'A'/'Not' "
                         "(default 1: off; README, stop 21)")
+    b.add_argument("--listen-user-dropout", type=float, default=0.0,
+                   help="share of the user's frames hidden from base_listen's spoken inputs, redrawn each step "
+                        "(data.user_frame_dropout; default 0: off; README, stop 22)")
+    b.add_argument("--adapter-lend-images", type=float, default=0.0,
+                   help="share of the adapters' image-free spoken dialogues given another sample's image "
+                        "(data.lend_images; default 0: off; README, stop 22)")
     b.set_defaults(func=cmd_tinyworld)
     r = tw.add_parser("results", help="the embedded model's results table (resumable; results.json + .md)")
     r.add_argument("--bundle", default=None, help="model bundle folder (default: the embedded model)")

@@ -117,6 +117,12 @@ class RecipeConfig:
     # answer's opening piece ("A ..." / "Not a ...": the question's polarity). 1: off. With the words alone
     # weighted, the opening was right 41% of the time on fresh questions (58% are plain); stop 21.
     listen_key_weight: float = 1.0
+    # base_listen: share of the user's frames hidden from the inputs of spoken samples, redrawn each step
+    # (`data.user_frame_dropout`), so the base cannot recall whole question code sequences (stop 22).
+    listen_user_dropout: float = 0.0
+    # adapters: share of the image-free spoken dialogues given a batch neighbour's image (`data.lend_images`),
+    # so the adapters learn to leave unrelated talk alone while an image is loaded (stop 22).
+    adapter_lend_images: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -130,6 +136,10 @@ class RecipeConfig:
             raise ValueError(f"--text-lead {self.text_lead} (text_lead): must be >= 0 frames")
         if not 0.0 <= self.hide_moshi_audio <= 1.0:
             raise ValueError(f"--hide-moshi-audio {self.hide_moshi_audio} (hide_moshi_audio): must be in [0, 1]")
+        if not 0.0 <= self.listen_user_dropout < 1.0:
+            raise ValueError(f"--listen-user-dropout {self.listen_user_dropout} (listen_user_dropout): must be in [0, 1)")
+        if not 0.0 <= self.adapter_lend_images <= 1.0:
+            raise ValueError(f"--adapter-lend-images {self.adapter_lend_images} (adapter_lend_images): must be in [0, 1]")
         if self.listen_key_weight != 1.0 and self.verdict_weight != 1.0:
             raise ValueError("--listen-key-weight (listen_key_weight) and --verdict-weight (verdict_weight) both set: "
                              "a training stage weighs one set of key pieces; keep one at 1")
@@ -165,10 +175,10 @@ DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
              ("init", "base_data", "image_data")),
     "image_data": (_IMAGE_DIALOGUES, ("codec", "tokenizer")),
     "base_listen": (("listen_steps", "batch_size", "verdict_weight", "text_lead", "hide_moshi_audio",
-                     "listen_key_weight", "extra"), ("base", "image_data")),
+                     "listen_key_weight", "listen_user_dropout", "extra"), ("base", "image_data")),
     "adapter_data": ((*_IMAGE_DIALOGUES, "adapter_data_seed_offset"), ("codec", "tokenizer", "image_data")),
     "adapters": (("adapter_steps", "adapter_warmup_steps", "adapter_audio_weight", "batch_size", "max_frames",
-                  "text_lead", "extra"), ("base_listen", "adapter_data")),
+                  "text_lead", "adapter_lend_images", "extra"), ("base_listen", "adapter_data")),
     "bundle": ((), ("adapters",)),
 }
 
@@ -178,7 +188,7 @@ DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 ADDED_LATER: dict[str, Any] = {"evidence_first": False, "present_questions": False, "echo_question": False,
                                "opener_prob": 1.0, "verdict_weight": 1.0, "subframe_jitter": False,
                                "subframe_phases": 0, "text_lead": 0, "hide_moshi_audio": 0.0,
-                               "listen_key_weight": 1.0}
+                               "listen_key_weight": 1.0, "listen_user_dropout": 0.0, "adapter_lend_images": 0.0}
 
 
 def stage_settings(cfg: "RecipeConfig", name: str) -> dict[str, Any]:

@@ -292,7 +292,8 @@ def stage_base_listen(stage: Stage) -> dict[str, Any]:
                             "data.audio_only=0.5", f"data.text_only={text_weight}",
                             f"data.max_frames={LISTEN_MAX_FRAMES}",
                             f"steps={cfg.listen_steps}", "optim.lr=5e-4", "optim.warmup_steps=50",
-                            *(listen_key_overrides(stage) or verdict_overrides(stage)), *spoken_overrides(cfg, True)])
+                            *(listen_key_overrides(stage) or verdict_overrides(stage)), *spoken_overrides(cfg, True),
+                            *([f"data.user_frame_dropout={cfg.listen_user_dropout}"] if cfg.listen_user_dropout else [])])
     return {**result, "probe": base_probe(stage, result["checkpoint"])}
 
 
@@ -334,7 +335,8 @@ def stage_adapters(stage: Stage) -> dict[str, Any]:
     cfg = stage.cfg
     return _train(stage, [*adapter_overrides(frozen_base(cfg.work), _done(stage, "adapter_data")["shards"],
                                              cfg.adapter_steps, cfg.adapter_warmup_steps, cfg.adapter_audio_weight),
-                          *spoken_overrides(cfg, False)])
+                          *spoken_overrides(cfg, False),
+                          *([f"data.lend_images={cfg.adapter_lend_images}"] if cfg.adapter_lend_images else [])])
 
 
 def stage_bundle(stage: Stage) -> dict[str, Any]:

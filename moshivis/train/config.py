@@ -48,6 +48,12 @@ class DataSection:
     # (train.hidden_voice). Both stop Moshi's text from reading its words off Moshi's recorded voice.
     text_lead: int = 0
     hide_moshi_audio: float = 0.0
+    # Share of the user's frames hidden (ZERO_TOKEN) in the inputs of every spoken sample, redrawn each step
+    # (train.user_dropout): the model cannot recall whole question code sequences (README, stop 22).
+    user_frame_dropout: float = 0.0
+    # Share of audio-only (image-free spoken) samples given another batch sample's image (train.lent_images):
+    # adapters learn to leave unrelated talk alone while an image is loaded (README, stop 22).
+    lend_images: float = 0.0
 
 
 @dataclass
@@ -115,6 +121,10 @@ class TrainConfig:
             raise ValueError(f"data.text_lead must be >= 0 frames, got {self.data.text_lead}")
         if not 0.0 <= self.data.hide_moshi_audio <= 1.0:
             raise ValueError(f"data.hide_moshi_audio must be in [0, 1], got {self.data.hide_moshi_audio}")
+        if not 0.0 <= self.data.user_frame_dropout < 1.0:
+            raise ValueError(f"data.user_frame_dropout must be in [0, 1), got {self.data.user_frame_dropout}")
+        if not 0.0 <= self.data.lend_images <= 1.0:
+            raise ValueError(f"data.lend_images must be in [0, 1], got {self.data.lend_images}")
         if not self.data.shards:
             raise ValueError("data.shards is empty: give at least one shard folder")
         for s in self.data.shards:

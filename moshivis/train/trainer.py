@@ -27,10 +27,12 @@ from .config import TrainConfig
 from .distributed import DistInfo, all_reduce_sum, init_distributed, wrap
 from .hidden_voice import hide_moshi_voice
 from .images import ImageFeatureStore
+from .lent_images import lend_images
 from .loss import target_weight_sums
 from .optim import build_optimizer, build_scheduler
 from .setup import build_training_model, frozen_to_bf16, loss_weights, trainable_names
 from .step import TrainStep
+from .user_dropout import drop_user_frames
 
 
 class NonFiniteLoss(RuntimeError):
@@ -197,6 +199,8 @@ class Trainer:
             codes, mask = b["codes"].to(dev), b["loss_mask"].to(dev)
             # drop_images: image dialogues train a blind model (a base learning their language and priors).
             use_images = self.images is not None and not self.cfg.data.drop_images
+            if use_images:
+                b = lend_images(b, self.cfg.data.lend_images, self.cfg.seed, self.step)
             feats, present = self.images.batch(b["images"]) if use_images else (None, None)
             present = torch.zeros(codes.shape[0], dtype=torch.bool) if present is None else present
             feats = feats.to(dev) if feats is not None else None
@@ -209,6 +213,8 @@ class Trainer:
                         else contextlib.nullcontext())
             with no_sync, autocast:
                 inputs = hide_moshi_voice(codes, b["kinds"], b["ids"], self.cfg.data.hide_moshi_audio,
+                                          self.cfg.seed, self.step)
+                inputs = drop_user_frames(codes, inputs, b["kinds"], b["ids"], self.cfg.data.user_frame_dropout,
                                           self.cfg.seed, self.step)
                 res, gates = self.wrapped(codes, mask, feats, present.to(dev), inputs)
                 loss = res.total(self.weights, text_norm, audio_norm)
