@@ -167,3 +167,42 @@ adapters adp hp3
 bundle bundle_p3 hp3 adp
 $M eval run --checkpoint $W/bundle_p3 --benchmark easy-vqa $QS --prompts text --out $W/bundle_p3.text.jsonl
 $M eval score --benchmark easy-vqa --predictions $W/bundle_p3.text.jsonl $QS --only-predicted --out $W/bundle_p3.text
+
+# 8. Stop 22: image-free spoken single exchanges back in the listening phase (the chain's base had lost its
+# image-free spoken skills: 25% on unrelated questions), and the user's frames dropped at random from the
+# inputs (data.user_frame_dropout), then fresh adapters that also see image-free exchanges with a lent image
+# (data.lend_images). Two workers made 896 + 800 image-free exchanges (seeds 0 / 1, the first killed at 17 min).
+base_dialogues() {  # N SEED OUT: the recipe's base_data generator, spoken
+  python - "$@" <<'PY'
+import os, sys
+from pathlib import Path
+import torch
+torch.set_num_threads(1)
+from moshivis.tinyworld import stages as S
+from moshivis.tinyworld.recipe import RecipeConfig, Stage
+n, seed, out = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+print(S._base_dialogues(Stage(RecipeConfig(work=os.environ["TW"], reuse_shipped=True), "base"), out, n, seed,
+                        samples_per_shard=64))
+PY
+}
+[ -f "$W/bs0/manifest.json" ] || { base_dialogues 896 0 $W/bs0 & base_dialogues 800 1 $W/bs1; wait; }
+all="$shards,$W/l47,$W/l48,$W/l49,$W/l50,$T/o5,$W/basetext,$W/bs0,$W/bs1"
+# listen2 RUN PREV STEPS AUDIO_ONLY DROPOUT
+listen2() {
+  $M train out_dir=$W/$1 "${COMMON[@]}" mode=full model.checkpoint=$(ckpt $W/$2)/model.safetensors \
+    "data.shards=[$all]" data.image_samples=1.0 data.p_audio=0.7 data.drop_images=true data.audio_only=$4 \
+    data.text_only=0.1 steps=$3 optim.lr=5e-4 optim.warmup_steps=30 optim.key_weight=30 "$POL" save_every=100 \
+    data.text_lead=2 data.hide_moshi_audio=0.5 data.user_frame_dropout=$5 --resume
+  python scripts/listening_probe.py --train $W/a31 --test $W/b32 --limit 150 --text-lead 2 \
+    --checkpoint $(ckpt $W/$1)/model.safetensors
+}
+listen2 la hp3 300 0.3 0     # the image-free exchanges alone
+listen2 lb hp3 300 0.3 0.2   # ... and 20% of the user's frames dropped
+listen2 lc lb 400 0.8 0.2    # more image-free exchanges
+$M train out_dir=$W/adc "${COMMON[@]}" mode=adapters model.fresh_adapters=true model.checkpoint=$(ckpt $W/lc)/model.safetensors \
+  "data.shards=[$W/b32,$T/o7,$W/bs0,$W/bs1]" data.p_audio=0.4 data.audio_only=0.15 data.lend_images=1.0 steps=800 \
+  optim.lr=2e-3 optim.warmup_steps=50 optim.audio_weight=0.1 optim.key_weight=10 "$WORDS" save_every=200 \
+  data.text_lead=2 --resume
+bundle bundle_c lc adc
+$M eval run --checkpoint $W/bundle_c --benchmark easy-vqa $QS --prompts text --out $W/bundle_c.text.jsonl
+$M eval score --benchmark easy-vqa --predictions $W/bundle_c.text.jsonl $QS --only-predicted --out $W/bundle_c.text
