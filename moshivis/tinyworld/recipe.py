@@ -118,10 +118,12 @@ class RecipeConfig:
     # weighted, the opening was right 41% of the time on fresh questions (58% are plain); stop 21.
     listen_key_weight: float = 1.0
     # base_listen: share of the user's frames hidden from the inputs of spoken samples, redrawn each step
-    # (`data.user_frame_dropout`), so the base cannot recall whole question code sequences (stop 22).
+    # (`data.user_frame_dropout`), so the base cannot recall whole question code sequences. Stop 22: at 0.2, no
+    # gain in the listening probe beyond its noise.
     listen_user_dropout: float = 0.0
     # adapters: share of the image-free spoken dialogues given a batch neighbour's image (`data.lend_images`),
-    # so the adapters learn to leave unrelated talk alone while an image is loaded (stop 22).
+    # so the adapters learn to leave unrelated talk alone while an image is loaded. Stop 22, at 1.0 with image-free
+    # exchanges in the adapters' data: unrelated spoken questions 43.0 adapted vs 41.0 base (stop 21: 17.0 vs 25.0).
     adapter_lend_images: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -5,6 +5,8 @@ polarity ("is there NOT a circle?") on new dialogues 95.5% of the time, yet the 
 same codes, got 66% on new dialogues and 82% on the ones it trained on: it recalled whole code sequences
 instead of the cue. Turning a share of the user's frames to ZERO_TOKEN (embedded as zeros), redrawn every
 step, makes an exact sequence useless to recall. The user's streams are never targets, so only inputs change.
+Measured in stop 22: at 0.2 the listening probe's fresh polarity was the same as without it, within the noise
+of 80 questions (75.0 vs 73.8), so it stays off by default.
 """
 
 from __future__ import annotations
