@@ -123,7 +123,7 @@ class RecipeConfig:
     listen_user_dropout: float = 0.0
     # adapters: share of the image-free spoken dialogues given a batch neighbour's image (`data.lend_images`),
     # so the adapters learn to leave unrelated talk alone while an image is loaded. Stop 22, at 1.0 with image-free
-    # exchanges in the adapters' data: unrelated spoken questions 43.0 adapted vs 41.0 base (stop 21: 17.0 vs 25.0).
+    # exchanges in the adapters' data: unrelated spoken questions 43.0 adapted vs 41.0 base; 35.0 without the lending (stop 21: 17.0 vs 25.0).
     adapter_lend_images: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
