@@ -52,7 +52,8 @@ def main(paths: list[str]) -> None:
             print(f"  {kind:15s} asked {asked}: {n:3d} answers, {outcome[kind, asked, True]:3d} right")
         print("  plain questions echoed as negated, per wording:")
         for wording, template in sorted({(w, t) for w, t, _ in plain}):
-            heard, total = plain[wording, template, True], plain[wording, template, True] + plain[wording, template, False]
+            heard = plain[wording, template, True]
+            total = heard + plain[wording, template, False]
             print(f"    {wording:8s} {heard:3d} / {total:<3d} {template}")
 
 

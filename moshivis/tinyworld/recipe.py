@@ -123,7 +123,8 @@ class RecipeConfig:
     listen_user_dropout: float = 0.0
     # adapters: share of the image-free spoken dialogues given a batch neighbour's image (`data.lend_images`),
     # so the adapters learn to leave unrelated talk alone while an image is loaded. Stop 22, at 1.0 with image-free
-    # exchanges in the adapters' data: unrelated spoken questions 43.0 adapted vs 41.0 base; 35.0 without the lending (stop 21: 17.0 vs 25.0).
+    # exchanges in the adapters' data: unrelated spoken questions 43.0 adapted vs 41.0 base; 35.0 without the
+    # lending (stop 21: 17.0 vs 25.0).
     adapter_lend_images: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -139,9 +140,11 @@ class RecipeConfig:
         if not 0.0 <= self.hide_moshi_audio <= 1.0:
             raise ValueError(f"--hide-moshi-audio {self.hide_moshi_audio} (hide_moshi_audio): must be in [0, 1]")
         if not 0.0 <= self.listen_user_dropout < 1.0:
-            raise ValueError(f"--listen-user-dropout {self.listen_user_dropout} (listen_user_dropout): must be in [0, 1)")
+            raise ValueError(f"--listen-user-dropout {self.listen_user_dropout} (listen_user_dropout): "
+                             "must be in [0, 1)")
         if not 0.0 <= self.adapter_lend_images <= 1.0:
-            raise ValueError(f"--adapter-lend-images {self.adapter_lend_images} (adapter_lend_images): must be in [0, 1]")
+            raise ValueError(f"--adapter-lend-images {self.adapter_lend_images} (adapter_lend_images): "
+                             "must be in [0, 1]")
         if self.listen_key_weight != 1.0 and self.verdict_weight != 1.0:
             raise ValueError("--listen-key-weight (listen_key_weight) and --verdict-weight (verdict_weight) both set: "
                              "a training stage weighs one set of key pieces; keep one at 1")
