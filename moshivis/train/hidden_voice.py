@@ -19,12 +19,16 @@ from ..data.shards import AUDIO_KINDS
 from ..models.lm import ZERO_TOKEN
 
 
+def hash64(key: str) -> int:
+    """A stable 64-bit hash of `key` (not Python's salted hash()): seeded draws that agree across processes."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
+
+
 def chosen(seed: int, step: int, sample_id: str, prob: float) -> bool:
     """Seeded draw: the same (seed, step, sample) always decides the same way (resumes, any rank)."""
     if prob <= 0.0:
         return False
-    h = hashlib.blake2b(f"{seed}|{step}|{sample_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(h, "little") / 2**64 < prob
+    return hash64(f"{seed}|{step}|{sample_id}") / 2**64 < prob
 
 
 def hide_moshi_voice(codes: torch.Tensor, kinds: Sequence[str], ids: Sequence[str], prob: float, seed: int,

@@ -11,7 +11,6 @@ of 80 questions (75.0 vs 73.8), so it stays off by default.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 import torch
@@ -19,12 +18,12 @@ import torch
 from ..data.layout import USER_AUDIO
 from ..data.shards import AUDIO_KINDS
 from ..models.lm import ZERO_TOKEN
+from .hidden_voice import hash64
 
 
 def _generator(seed: int, step: int, sample_id: str) -> torch.Generator:
     """A generator seeded by (seed, step, sample): the same frames drop on a resume and on any rank."""
-    h = hashlib.blake2b(f"user-dropout|{seed}|{step}|{sample_id}".encode(), digest_size=8).digest()
-    return torch.Generator().manual_seed(int.from_bytes(h, "little") & (2**63 - 1))
+    return torch.Generator().manual_seed(hash64(f"user-dropout|{seed}|{step}|{sample_id}") & (2**63 - 1))
 
 
 def drop_user_frames(codes: torch.Tensor, inputs: torch.Tensor | None, kinds: Sequence[str], ids: Sequence[str],

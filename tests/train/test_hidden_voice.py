@@ -11,7 +11,7 @@ from moshivis.config import tiny
 from moshivis.models.lm import MoshiLM
 from moshivis.train.hidden_voice import chosen, hide_moshi_voice
 from moshivis.train.trainer import Trainer
-from test_trainer import SINGLE, config
+from test_trainer import SINGLE, config, run_recording_inputs
 
 
 def _codes(B: int = 4, T: int = 10) -> torch.Tensor:
@@ -67,15 +67,7 @@ def test_trainer_hides_moshis_voice_in_spoken_batches(tmp_path) -> None:
     shards = make_colour_shards(tmp_path, n=8, audio_only=8)
     cfg = config(tmp_path, shards, mode="full", steps=2, **{"data.hide_moshi_audio": 1.0, "data.text_lead": 1,
                                                              "data.audio_only": 1})
-    trainer = Trainer(cfg, SINGLE)
-    seen: list[tuple[torch.Tensor, torch.Tensor | None]] = []
-    forward = trainer.wrapped.forward
-
-    def spy(codes, mask, feats, present, inputs=None):
-        seen.append((codes, inputs))
-        return forward(codes, mask, feats, present, inputs)
-    trainer.wrapped.forward = spy
-    history = trainer.run(show_progress=False)
+    history, seen = run_recording_inputs(Trainer(cfg, SINGLE))
     assert len(history) == 2 and all(h.loss == h.loss for h in history)
     assert seen and all(inputs is not None for _, inputs in seen)
     for codes, inputs in seen:

@@ -28,6 +28,20 @@ def config(tmp_path, shards, **over):
     return load_config(None, base + [f"{k}={v}" for k, v in over.items()])
 
 
+def run_recording_inputs(trainer: Trainer) -> tuple[list, list[tuple[torch.Tensor, torch.Tensor | None]]]:
+    """Run `trainer` (no progress bar) with a spy on its forward: (history, [(codes, inputs)] per micro-batch),
+    the batch's codes and what the transformer was given instead (None: the codes themselves)."""
+    seen: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+    forward = trainer.wrapped.forward
+
+    def spy(codes, mask, feats, present, inputs=None):
+        seen.append((codes, inputs))
+        return forward(codes, mask, feats, present, inputs)
+
+    trainer.wrapped.forward = spy
+    return trainer.run(show_progress=False), seen
+
+
 def answer_loss(model, batch, store, with_image: bool) -> tuple[float, float]:
     """Mean text CE and argmax accuracy on the first answer frame: the only one that needs the image (the
     later answer frames can copy the previous text token)."""

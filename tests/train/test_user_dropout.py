@@ -8,7 +8,7 @@ from colors import make_colour_shards
 
 from moshivis.train.trainer import Trainer
 from moshivis.train.user_dropout import drop_user_frames
-from test_trainer import SINGLE, config
+from test_trainer import SINGLE, config, run_recording_inputs
 
 
 def _codes(B: int = 4, T: int = 400) -> torch.Tensor:
@@ -51,16 +51,7 @@ def test_builds_on_earlier_inputs_and_is_off_at_zero() -> None:
 def test_trainer_drops_user_frames_in_spoken_batches(tmp_path) -> None:
     shards = make_colour_shards(tmp_path, n=8, audio_only=8)
     cfg = config(tmp_path, shards, mode="full", steps=2, **{"data.user_frame_dropout": 0.5, "data.audio_only": 1})
-    trainer = Trainer(cfg, SINGLE)
-    seen: list[tuple[torch.Tensor, torch.Tensor | None]] = []
-    forward = trainer.wrapped.forward
-
-    def spy(codes, mask, feats, present, inputs=None):
-        seen.append((codes, inputs))
-        return forward(codes, mask, feats, present, inputs)
-
-    trainer.wrapped.forward = spy
-    history = trainer.run(show_progress=False)
+    history, seen = run_recording_inputs(Trainer(cfg, SINGLE))
     assert len(history) == 2 and all(h.loss == h.loss for h in history)
     assert seen and all(inputs is not None for _, inputs in seen)
     for codes, inputs in seen:
