@@ -292,7 +292,11 @@ def cmd_tinyworld_card(args: argparse.Namespace) -> int:
     from .inference.bundle import EMBEDDED_BUNDLE
     from .tinyworld.card import write_model_card
 
-    print(write_model_card(args.work, args.results, args.bundle or EMBEDDED_BUNDLE))
+    try:
+        print(write_model_card(args.work, args.results, args.bundle or EMBEDDED_BUNDLE, args.provenance))
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -565,6 +569,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--work", default="runs/tinyworld", help="the recipe's work folder")
     c.add_argument("--results", default=None, help="results.json of `moshivis tinyworld results`")
     c.add_argument("--bundle", default=None, help="bundle folder (default: the embedded model)")
+    c.add_argument("--provenance", default=None,
+                   help="Markdown on how the weights were made, in place of the recipe's stage table (for a "
+                        "bundle `tinyworld build` did not make)")
     c.set_defaults(func=cmd_tinyworld_card)
     a = tw.add_parser("ablations", help="the paper's ablations in miniature (gate, shared cross-attention, p_audio)")
     a.add_argument("--work", default="runs/tinyworld", help="the recipe's work folder (base and image_data done)")

@@ -29,8 +29,11 @@ VERDICT="optim.key_tokens=[244,12,5,73,71]"
 WORDS="optim.key_tokens=[-1,34,53,37,79,91,89,107,47,54,45,52,12,5,73,71]"
 ckpt() { python -c "import sys; from moshivis.train.checkpoint import latest_checkpoint; print(latest_checkpoint(sys.argv[1]))" "$1"; }
 
+# The starting point is the stop-13 bundle (the recipe's build), which was shipped until stop 23: since
+# then tinyworld/bundle holds this chain's end, so its weights come from git history (92314df).
+[ -f "$W/stop13.safetensors" ] || git show 92314df:tinyworld/bundle/model.safetensors > "$W/stop13.safetensors"
 # 1. The base learns the new answer form (600 steps), 2. its verdicts are weighted 30x (800 steps).
-moshivis train out_dir=$W/ft "${COMMON[@]}" "${BASE_FT[@]}" model.checkpoint=tinyworld/bundle/model.safetensors \
+moshivis train out_dir=$W/ft "${COMMON[@]}" "${BASE_FT[@]}" model.checkpoint=$W/stop13.safetensors \
   "data.shards=[$W/d0,$W/d2,$W/d3]" steps=600 optim.lr=5e-4 optim.warmup_steps=50 save_every=200 --resume
 moshivis train out_dir=$W/kw "${COMMON[@]}" "${BASE_FT[@]}" model.checkpoint=$(ckpt $W/ft)/model.safetensors \
   "data.shards=[$W/d0,$W/d2,$W/d3]" steps=800 optim.lr=5e-4 optim.warmup_steps=30 optim.key_weight=30 \

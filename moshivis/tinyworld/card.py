@@ -6,6 +6,12 @@ probe), the shard manifests (sample counts, audio hours), the bundle's config an
 the run it describes.
 
     moshivis tinyworld card --work runs/tinyworld --results runs/tinyworld/results/results.json
+
+A bundle that `moshivis tinyworld build` did not make (the shipped one since stop 23 came from the session
+scripts' chain) gets `--provenance FILE` instead: that file's Markdown says how the weights were made, and
+the recipe's stage table is left out rather than filled with stages that did not make these weights.
+
+    moshivis tinyworld card --provenance tinyworld/PROVENANCE.md --results runs/sp/results_c/results.json
 """
 
 from __future__ import annotations
@@ -30,8 +36,10 @@ def _manifest_kinds(shards: str | None) -> dict[str, Any]:
     return json.loads(path.read_text()).get("kinds", {}) if path.is_file() else {}
 
 
-def model_card(work: str | Path, results: dict[str, Any] | None, bundle: str | Path) -> str:
-    """Markdown for the bundle folder's README.md."""
+def model_card(work: str | Path, results: dict[str, Any] | None, bundle: str | Path,
+               provenance: str | None = None) -> str:
+    """Markdown for the bundle folder's README.md. provenance: Markdown that replaces the recipe's stage
+    table and probe (for weights the recipe did not build)."""
     from .results import markdown
 
     work, bundle = Path(work), Path(bundle)
@@ -59,7 +67,23 @@ def model_card(work: str | Path, results: dict[str, Any] | None, bundle: str | P
                   f"- vision: SigLIP tower hidden {cfg.vision.hidden_size} x {cfg.vision.num_layers} layers, "
                   f"{cfg.vision.image_size} px, {cfg.vision.num_tokens} tokens, frozen" if cfg.vision else "- no vision",
                   f"- adapters: shared cross-attention {ad.shared_xa}, gate {ad.gate}" if ad else "- no adapters"]
-    lines += ["", "## Recipe (`moshivis tinyworld build`)", "", "| stage | seconds | what it recorded |", "|---|---|---|"]
+    if provenance is not None:
+        lines += ["", "## How these weights were made", "", provenance.strip()]
+    else:
+        lines += _recipe_section(work)
+    if results:
+        lines += ["", "## Results (`moshivis tinyworld results`)", "", markdown(results)]
+    lines += ["", "## Limits", "",
+              "- easy-vqa only: 8 colours x 3 shapes on plain backgrounds, 13 answers; the base knows a few hundred "
+              "templated facts (arithmetic, counting, colours of things, days, yes/no).",
+              "- Synthetic voices only (piper, flite, espeak-ng); one voice family is held out for evaluation.",
+              "- Random weights would say nothing; these were trained once with seed 0."]
+    return "\n".join(lines) + "\n"
+
+
+def _recipe_section(work: Path) -> list[str]:
+    """The recipe's stage table (seconds and what each stage recorded) and the base's probe."""
+    lines = ["", "## Recipe (`moshivis tinyworld build`)", "", "| stage | seconds | what it recorded |", "|---|---|---|"]
     total = 0.0
     for name in STAGES:
         d = _done(work, name)
@@ -80,14 +104,7 @@ def model_card(work: str | Path, results: dict[str, Any] | None, bundle: str | P
                     p = probe[side]
                     lines.append(f"| {name} | {label} | {p['turn_accuracy']:.2f} | {p['word_accuracy']:.2f} "
                                  f"| {p['samples']} |")
-    if results:
-        lines += ["", "## Results (`moshivis tinyworld results`)", "", markdown(results)]
-    lines += ["", "## Limits", "",
-              "- easy-vqa only: 8 colours x 3 shapes on plain backgrounds, 13 answers; the base knows a few hundred "
-              "templated facts (arithmetic, counting, colours of things, days, yes/no).",
-              "- Synthetic voices only (piper, flite, espeak-ng); one voice family is held out for evaluation.",
-              "- Random weights would say nothing; these were trained once with seed 0."]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _summary(name: str, d: dict[str, Any]) -> str:
@@ -114,8 +131,16 @@ def _model_config(path: Path):
     return checkpoint_config(path) if path.is_file() else None
 
 
-def write_model_card(work: str | Path, results_path: str | Path | None, bundle: str | Path) -> Path:
+def write_model_card(work: str | Path, results_path: str | Path | None, bundle: str | Path,
+                     provenance_path: str | Path | None = None) -> Path:
     results = json.loads(Path(results_path).read_text()) if results_path and Path(results_path).is_file() else None
+    if results_path and results is None:
+        raise FileNotFoundError(f"results file not found: {results_path}")
+    provenance = None
+    if provenance_path is not None:
+        if not Path(provenance_path).is_file():
+            raise FileNotFoundError(f"provenance file not found: {provenance_path}")
+        provenance = Path(provenance_path).read_text()
     out = Path(bundle) / "README.md"
-    out.write_text(model_card(work, results, bundle))
+    out.write_text(model_card(work, results, bundle, provenance))
     return out

@@ -75,8 +75,9 @@ def test_embedded_model_answers_in_the_browser(tmp_path):
     from moshivis.eval.easy_vqa_metric import extract_answer
 
     said = extract_answer(question, state["transcript"])
-    # The shipped model's spoken accuracy is ~46%, and its answer changes with where the microphone's audio
-    # falls on the 80-ms frame grid, which no test controls in a browser: half a frame later, 37% of
-    # spoken answers flip between right and wrong (README, stop 16). Reported, not hidden.
+    # The shipped model answers ~62% of spoken questions right, and its answer changes with where the
+    # microphone's audio falls on the 80-ms frame grid, which no test controls in a browser: this question
+    # in this voice reads "red" at 7 of 8 sub-frame phases (README, stop 23; `scripts/phase_probe.py`).
+    # A wrong answer is reported as an xfail with the transcript, not hidden.
     if said != answer:
         pytest.xfail(f"the page works, the answer is wrong: {state['transcript']!r} reads as {said!r}, not {answer!r}")

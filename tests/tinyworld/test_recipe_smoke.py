@@ -71,6 +71,28 @@ def test_model_card_is_written_from_the_records(smoke, smoke_bundle):
     assert "| base | " in card and f"{cfg.scaled().base_steps} steps x batch {cfg.scaled().batch_size}" in card
 
 
+def test_model_card_with_provenance_replaces_the_recipe_table(tmp_path, smoke_bundle, capsys):
+    """Weights `tinyworld build` did not make: the card says how they were made, not the recipe's stages;
+    a missing provenance or results file is an error that names it (exit 2), and the old card stays."""
+    import shutil
+
+    from moshivis.cli import main
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(smoke_bundle, bundle)
+    prov = tmp_path / "PROVENANCE.md"
+    prov.write_text("Made by `scripts/chain.sh`, steps 1-8.\n")
+    assert main(["tinyworld", "card", "--work", str(tmp_path / "nowhere"), "--bundle", str(bundle),
+                 "--provenance", str(prov)]) == 0
+    card = (bundle / "README.md").read_text()
+    assert "## How these weights were made" in card and "`scripts/chain.sh`, steps 1-8." in card
+    assert "## Recipe" not in card and "not built" not in card and "| `model.safetensors` |" in card
+    for missing in (["--provenance", str(tmp_path / "gone.md")], ["--results", str(tmp_path / "gone.json")]):
+        assert main(["tinyworld", "card", "--bundle", str(bundle), *missing]) == 2
+        assert "gone." in capsys.readouterr().err
+        assert (bundle / "README.md").read_text() == card
+
+
 def test_results_harness_runs_every_condition_and_resumes(tmp_path, smoke_bundle):
     """`moshivis tinyworld results` on a smoke bundle: every condition produces its table row, and a rerun
     answers nothing again (predictions are resumed, not recomputed)."""
