@@ -83,7 +83,8 @@ def model_card(work: str | Path, results: dict[str, Any] | None, bundle: str | P
 
 def _recipe_section(work: Path) -> list[str]:
     """The recipe's stage table (seconds and what each stage recorded) and the base's probe."""
-    lines = ["", "## Recipe (`moshivis tinyworld build`)", "", "| stage | seconds | what it recorded |", "|---|---|---|"]
+    lines = ["", "## Recipe (`moshivis tinyworld build`)", "",
+             "| stage | seconds | what it recorded |", "|---|---|---|"]
     total = 0.0
     for name in STAGES:
         d = _done(work, name)
