@@ -11,7 +11,7 @@ A bundle that `moshivis tinyworld build` did not make (the shipped one since sto
 scripts' chain) gets `--provenance FILE` instead: that file's Markdown says how the weights were made, and
 the recipe's stage table is left out rather than filled with stages that did not make these weights.
 
-    moshivis tinyworld card --provenance tinyworld/PROVENANCE.md --results runs/sp/results_c/results.json
+    moshivis tinyworld card --provenance tinyworld/PROVENANCE.md --results tinyworld/results/results.json
 """
 
 from __future__ import annotations
@@ -132,16 +132,18 @@ def _model_config(path: Path):
     return checkpoint_config(path) if path.is_file() else None
 
 
+def _read_given(path: str | Path, what: str) -> str:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    return Path(path).read_text()
+
+
 def write_model_card(work: str | Path, results_path: str | Path | None, bundle: str | Path,
                      provenance_path: str | Path | None = None) -> Path:
-    results = json.loads(Path(results_path).read_text()) if results_path and Path(results_path).is_file() else None
-    if results_path and results is None:
-        raise FileNotFoundError(f"results file not found: {results_path}")
-    provenance = None
-    if provenance_path is not None:
-        if not Path(provenance_path).is_file():
-            raise FileNotFoundError(f"provenance file not found: {provenance_path}")
-        provenance = Path(provenance_path).read_text()
+    """Write the card to `bundle`/README.md. A results or provenance path that is given but missing is a
+    FileNotFoundError naming it, raised before the old card is touched."""
+    results = json.loads(_read_given(results_path, "results")) if results_path else None
+    provenance = _read_given(provenance_path, "provenance") if provenance_path is not None else None
     out = Path(bundle) / "README.md"
     out.write_text(model_card(work, results, bundle, provenance))
     return out

@@ -77,7 +77,8 @@ def test_embedded_model_answers_in_the_browser(tmp_path):
     said = extract_answer(question, state["transcript"])
     # The shipped model answers ~62% of spoken questions right, and its answer changes with where the
     # microphone's audio falls on the 80-ms frame grid, which no test controls in a browser: this question
-    # in this voice reads "red" at 7 of 8 sub-frame phases (README, stop 23; `scripts/phase_probe.py`).
+    # in this voice read "red" at 7 of 8 sub-frame phases in a stop-23 session sweep, and at 18 of 18 lead-ins
+    # and shifts in `scripts/phase_probe.py` (README, stop 23).
     # A wrong answer is reported as an xfail with the transcript, not hidden.
     if said != answer:
         pytest.xfail(f"the page works, the answer is wrong: {state['transcript']!r} reads as {said!r}, not {answer!r}")
