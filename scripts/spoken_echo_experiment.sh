@@ -211,3 +211,63 @@ $M train out_dir=$W/adn "${COMMON[@]}" mode=adapters model.fresh_adapters=true m
   data.text_lead=2 --resume
 $M eval run --checkpoint $W/bundle_c --benchmark easy-vqa $QS --prompts text --out $W/bundle_c.text.jsonl
 $M eval score --benchmark easy-vqa --predictions $W/bundle_c.text.jsonl $QS --only-predicted --out $W/bundle_c.text
+
+# 9. Stop 24: polarity drills. New yes/no wordings made from the training wordings' own parts, negation
+# toggled or a place swapped (moshivis/data/easy_vqa_drills.py; none within one word of a held-out wording),
+# asked in half of the yes/no questions (dialogues.drill_prob 0.5). Two workers made 800 + 800 single
+# exchanges in 17 min (seeds 51/52). The listening phase continued from lc for 400 steps on the recent
+# listening data plus the drills, stop 22's settings otherwise; fresh adapters on it with adc's settings.
+drills() {  # ROWS SEED OUT [TWINS]: single spoken exchanges, properties only, drill wordings for half the yes/no
+  python - "$@" <<'PY'
+import os, sys
+from pathlib import Path
+import torch
+torch.set_num_threads(1)
+from moshivis.data.synth import DialogueConfig, SourceConfig
+from moshivis.tinyworld import stages as S
+from moshivis.tinyworld.recipe import RecipeConfig, Stage
+rows, seed, out = sys.argv[1:4]
+twins = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
+print(S._synth(Stage(RecipeConfig(work=os.environ["TW"], reuse_shipped=True), "image_data"), Path(out),
+               source=SourceConfig(kind="easy-vqa", split="train", limit=int(rows)),
+               dialogues=DialogueConfig(question_types=["properties"], min_turns=2, max_turns=2, paraphrase_prob=0.5,
+                                        drill_prob=0.5, polarity_twins=twins, evidence_first=True,
+                                        present_questions=True, echo_question=True, opener_prob=0.0),
+               audio_only=0, speech_fraction=1.0, p_concat=0.0, seed=int(seed), samples_per_shard=64))
+PY
+}
+[ -f "$W/d51/manifest.json" ] || { drills 800 51 $W/d51 & drills 800 52 $W/d52; wait; }
+recent="$W/a31,$W/l45,$W/l46,$W/l47,$W/l48,$W/l49,$W/l50,$W/d51,$W/d52,$T/o5,$W/basetext,$W/bs0,$W/bs1"
+listen2_on() {  # RUN PREV STEPS SHARDS: stop 22's lc settings (image-free weight 0.8, user frame dropout 0.2)
+  $M train out_dir=$W/$1 "${COMMON[@]}" mode=full model.checkpoint=$(ckpt $W/$2)/model.safetensors \
+    "data.shards=[$4]" data.image_samples=1.0 data.p_audio=0.7 data.drop_images=true data.audio_only=0.8 \
+    data.text_only=0.1 steps=$3 optim.lr=5e-4 optim.warmup_steps=30 optim.key_weight=30 "$POL" save_every=100 \
+    data.text_lead=2 data.hide_moshi_audio=0.5 data.user_frame_dropout=0.2 --resume
+}
+listen2_on ld lc 400 "$recent"
+$M train out_dir=$W/add "${COMMON[@]}" mode=adapters model.fresh_adapters=true model.checkpoint=$(ckpt $W/ld)/model.safetensors \
+  "data.shards=[$W/b32,$T/o7,$W/bs0,$W/bs1]" data.p_audio=0.4 data.audio_only=0.15 data.lend_images=1.0 steps=800 \
+  optim.lr=2e-3 optim.warmup_steps=50 optim.audio_weight=0.1 optim.key_weight=10 "$WORDS" save_every=200 \
+  data.text_lead=2 --resume
+# Then polarity twins: the same question asked again at once with the negation toggled, answered the other
+# way (dialogues.polarity_twins 1.0; 654 of 1,200 dialogues got a twin), 600 + 600 dialogues in 18 min
+# (seeds 53/54); two more 400-step continuations with them in the mix (le from ld, lf from le).
+[ -f "$W/t53/manifest.json" ] || { drills 600 53 $W/t53 1.0 & drills 600 54 $W/t54 1.0; wait; }
+listen2_on le ld 400 "$recent,$W/t53,$W/t54"
+listen2_on lf le 400 "$recent,$W/t53,$W/t54"
+QS3="--questions tinyworld/results/questions.jsonl --limit 300"  # the first 300 of the shipped bundle's sample
+for b in "bundle_ld ld adc" "bundle_add ld add" "bundle_le le adc" "bundle_lf lf adc"; do
+  set -- $b
+  python - "$W" "$@" <<'PY'
+import sys
+from pathlib import Path
+from moshivis.inference.bundle import assemble_bundle
+from moshivis.train.checkpoint import latest_checkpoint
+w, name, base, adapters = Path(sys.argv[1]), *sys.argv[2:5]
+assemble_bundle(w / name, latest_checkpoint(w / base) / "model.safetensors",
+                latest_checkpoint(w / adapters) / "model.safetensors", "tinyworld/bundle/tokenizer.model",
+                f"tiny:{Path('tinyworld/codec').resolve()}")
+PY
+  $M eval run --checkpoint $W/$1 --benchmark easy-vqa $QS3 --prompts audio --voices tinyworld-train --out $W/$1.audio300.jsonl
+  python scripts/echo_polarity.py $W/$1.audio300.jsonl
+done

@@ -117,6 +117,8 @@ class DialogueConfig:
     max_turns: int = 8
     numbers_as_words: bool = True  # text stream words then match what the voices say
     paraphrase_prob: float = 0.0
+    drill_prob: float = 0.0  # TemplateConfig.drill_prob
+    polarity_twins: float = 0.0  # TemplateConfig.polarity_twins
     evidence_first: bool = False  # TemplateConfig.evidence_first
     present_questions: bool = False  # TemplateConfig.present_questions
     echo_question: bool = False  # TemplateConfig.echo_question
@@ -187,8 +189,9 @@ class SynthConfig:
         for name in ("p_concat", "speech_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if not 0.0 <= self.dialogues.opener_prob <= 1.0:
-            raise ValueError(f"dialogues.opener_prob must be in [0, 1], got {self.dialogues.opener_prob}")
+        for name in ("opener_prob", "paraphrase_prob", "drill_prob", "polarity_twins"):
+            if not 0.0 <= getattr(self.dialogues, name) <= 1.0:
+                raise ValueError(f"dialogues.{name} must be in [0, 1], got {getattr(self.dialogues, name)}")
         for name in ("lead_in_s", "gap_s"):
             lo, hi = getattr(self, name)
             if not 0.0 <= lo <= hi:
@@ -235,6 +238,9 @@ class SynthConfig:
         tokenizer actually used (inspect and training read these back)."""
         d = self.to_dict()
         d.pop("out_dir")
+        for name in ("drill_prob", "polarity_twins"):
+            if not d["dialogues"][name]:
+                del d["dialogues"][name]  # added in stop 24: runs made before them still resume
         d["tokenizer"] = tokenizer
         return {"pipeline": "moshivis.data.synth", "version": 1, "synth": d, "codec": codec_spec,
                 "tokenizer": tokenizer, "frame_rate": FRAME_RATE}
@@ -309,7 +315,8 @@ def make_dialogues(cfg: SynthConfig, rows: Iterable[SourceRow]) -> Iterator[Dial
     dc = cfg.dialogues
     if dc.generator == "templates":
         tcfg = TemplateConfig(min_turns=dc.min_turns, max_turns=dc.max_turns, numbers_as_words=dc.numbers_as_words,
-                              paraphrase_prob=dc.paraphrase_prob, evidence_first=dc.evidence_first,
+                              paraphrase_prob=dc.paraphrase_prob, drill_prob=dc.drill_prob,
+                              polarity_twins=dc.polarity_twins, evidence_first=dc.evidence_first,
                               present_questions=dc.present_questions, echo_question=dc.echo_question,
                               opener_prob=dc.opener_prob)
         for row in rows:

@@ -28,6 +28,7 @@ from moshivis.data.easy_vqa_answers import (
     easy_vqa_layout,
     easy_vqa_spoken_answer,
 )
+from moshivis.data.easy_vqa_drills import YES_NO_INTENTS, drill_wordings, parse_drill, polarity_twins
 from moshivis.data.easy_vqa_wordings import (
     EASY_COLORS,
     EASY_ORIGINALS,
@@ -54,6 +55,8 @@ class Exchange:
     opener: bool = False  # a natural first question ("What do you see?"): goes first when drawn
     correction: bool = False  # Moshi corrects a false premise
     paraphrased: bool = False
+    # the same question with its polarity flipped, asked right after this one (TemplateConfig.polarity_twins)
+    twin: "Exchange | None" = None
 
 
 @dataclass
@@ -130,10 +133,35 @@ class ExchangeBuilder:
 
     def _maybe_paraphrase(self, question: str) -> tuple[str, bool]:
         cfg = self.config
+        if cfg.drill_prob > 0 and self.rng.random() < cfg.drill_prob:
+            parsed = parse_easy_vqa_question(question)
+            if parsed is not None and parsed.intent in YES_NO_INTENTS:
+                drills = drill_wordings(cfg.heldout_fraction, cfg.split_seed)[parsed.intent]
+                return parsed.fill(self.rng.choice(drills)), True
         if cfg.paraphrase_prob > 0 and self.rng.random() < cfg.paraphrase_prob:
             split = wording_split(cfg.heldout_fraction, cfg.split_seed)
             return paraphrase(question, self.rng, cfg.wordings, split), True
         return question, False
+
+    def _polarity_twin(self, p: EasyVqaQuestion, asked: str, answer: str) -> Exchange | None:
+        """With chance `polarity_twins`, a yes/no question's twin: the same frame with the negation toggled
+        ("is there a red shape?" -> "is there not a red shape?"), in a training or drill wording, answered
+        the other way. No draw at 0, so dialogues made before the option stay the same."""
+        cfg = self.config
+        if cfg.polarity_twins <= 0 or p.intent not in YES_NO_INTENTS or answer not in ("yes", "no"):
+            return None
+        if self.rng.random() >= cfg.polarity_twins:
+            return None
+        parsed = parse_easy_vqa_question(asked)
+        template = parsed.template if parsed is not None else (parse_drill(asked, cfg.heldout_fraction,
+                                                                           cfg.split_seed) or (None, None, None))[2]
+        twins = polarity_twins(template, p.intent, cfg.heldout_fraction, cfg.split_seed) if template else ()
+        if not twins:
+            return None
+        flipped = EasyVqaQuestion(YES_NO_INTENTS[p.intent], p.value, self.rng.choice(twins))
+        other = "no" if answer == "yes" else "yes"
+        said = easy_vqa_spoken_answer(flipped, other, self.attrs, self.rng, cfg.evidence_first, cfg.echo_question)
+        return Exchange("properties", as_sentence(flipped.fill(flipped.template)), said, paraphrased=True)
 
     # -- per type
     def properties(self) -> list[Exchange]:
@@ -147,7 +175,8 @@ class ExchangeBuilder:
             for p, q, a in self._easy_qa():
                 q2, para = self._maybe_paraphrase(q)
                 said = easy_vqa_spoken_answer(p, a, self.attrs, rng, self.config.evidence_first, self.config.echo_question)
-                out.append(Exchange("properties", as_sentence(q2), said, paraphrased=para))
+                out.append(Exchange("properties", as_sentence(q2), said, paraphrased=para,
+                                    twin=self._polarity_twin(p, q2, a)))
         else:
             for q, a in self.qa:
                 ql = q.lower()

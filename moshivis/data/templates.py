@@ -82,6 +82,12 @@ class TemplateConfig:
     numbers_as_words: bool = False  # "3" -> "three" in every turn (what a TTS voice says anyway)
     paraphrase_prob: float = 0.0  # easy-vqa: share of questions reworded with `paraphrase`
     wordings: WordingSet = "train"  # which wording set paraphrases draw from
+    # easy-vqa yes/no: share of questions asked in a polarity drill wording (`easy_vqa_drills`: training
+    # wordings with the negation toggled or a place swapped), drawn before `paraphrase_prob`
+    drill_prob: float = 0.0
+    # easy-vqa yes/no: chance that a question is followed at once by its polarity twin (same frame, negation
+    # toggled, answered the other way); the twin comes on top of max_turns
+    polarity_twins: float = 0.0
     heldout_fraction: float = 0.3
     split_seed: int = 0
     read_images: bool = True  # easy-vqa location facts come from the image's pixels (64x64, cheap)
@@ -176,10 +182,11 @@ def _assemble(b: ExchangeBuilder, qtype: str, n_pairs: int, meta: dict[str, obje
     for ex in chosen:
         if ex.correction:
             corrections.append(len(turns) + 1)
-        if ex.paraphrased:
-            paraphrased.append(len(turns))
-        turns += [Turn("user", as_sentence(ex.user)), Turn("moshi", as_sentence(ex.moshi))]
-    meta["exchange_types"] = [ex.kind for ex in chosen]
+        for e in (ex, ex.twin) if ex.twin is not None else (ex,):
+            if e.paraphrased:
+                paraphrased.append(len(turns))
+            turns += [Turn("user", as_sentence(e.user)), Turn("moshi", as_sentence(e.moshi))]
+    meta["exchange_types"] = [e.kind for ex in chosen for e in (ex, ex.twin) if e is not None]
     if corrections:
         meta["corrections"] = corrections  # indices of Moshi turns that correct a false premise
     if paraphrased:
