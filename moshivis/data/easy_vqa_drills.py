@@ -8,9 +8,9 @@ polarity (plain <-> negated, so the intent flips has_* <-> not_*), some only swa
 ("image" / "picture", "in the image" / "here"). The closure under two rewrites, less every wording already in
 the tables, is the drill set.
 
-The held-out wordings must stay unheard: a drill is dropped when it is within `min_edits - 1` word edits
-of ANY held-out wording of any intent (default: at least 2 edits away; placeholders count as one word).
-The rule is fixed in advance, not tuned on results.
+The held-out wordings must stay unheard: a drill is kept only if it is at least `min_edits` word edits
+(default 2) from EVERY held-out wording of every intent; a placeholder counts as one word. The rule was
+fixed before any run, not tuned on results.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def _edits(a: list[str], b: list[str]) -> int:
 
 
 def _rewrites(template: str) -> list[tuple[str, bool]]:
+    """Each rule's rewrite of `template` (once, where it applies), with whether it flips the polarity."""
     out = []
     for pattern, repl, flips in _RULES:
         new = re.sub(pattern, repl, template, count=1)
