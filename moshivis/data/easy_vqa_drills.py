@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from moshivis.data.easy_vqa_wordings import EASY_ORIGINALS, EASY_PARAPHRASES, wording_split
+from moshivis.data.easy_vqa_wordings import EASY_ORIGINALS, EASY_PARAPHRASES, template_regex, wording_split
+from moshivis.eval.asr_metric import edit_distance
 
 YES_NO_INTENTS: dict[str, str] = {"has_color": "not_color", "not_color": "has_color",
                                   "has_shape": "not_shape", "not_shape": "has_shape"}
@@ -60,16 +61,6 @@ def _words(template: str) -> list[str]:
     return template.rstrip("?.").split()
 
 
-def _edits(a: list[str], b: list[str]) -> int:
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        cur = [i] + [0] * len(b)
-        for j, y in enumerate(b, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y))
-        prev = cur
-    return prev[-1]
-
-
 def _rewrites(template: str) -> list[tuple[str, bool]]:
     """Each rule's rewrite of `template` (once, where it applies), with whether it flips the polarity."""
     out = []
@@ -101,7 +92,7 @@ def drill_wordings(heldout_fraction: float = 0.3, split_seed: int = 0, min_edits
                 nxt.append((new, new_intent))
         frontier = nxt
     return {intent: tuple(sorted(t for t in found[intent]
-                                 if min(_edits(_words(t), h) for h in heldout) >= min_edits))
+                                 if min(edit_distance(_words(t), h) for h in heldout) >= min_edits))
             for intent in YES_NO_INTENTS}
 
 
@@ -124,13 +115,8 @@ def polarity_twins(template: str, intent: str, heldout_fraction: float = 0.3, sp
 
 @lru_cache(maxsize=8)
 def _drill_patterns(heldout_fraction: float, split_seed: int) -> list[tuple[re.Pattern[str], str, str]]:
-    out = []
-    for intent, templates in drill_wordings(heldout_fraction, split_seed).items():
-        for t in templates:
-            pattern = re.escape(t).replace(re.escape("{color}"), r"(?P<v>\w+)").replace(re.escape("{shape}"),
-                                                                                        r"(?P<v>\w+)")
-            out.append((re.compile(pattern + r"\Z"), intent, t))
-    return out
+    return [(template_regex(t), intent, t)
+            for intent, templates in drill_wordings(heldout_fraction, split_seed).items() for t in templates]
 
 
 def parse_drill(question: str, heldout_fraction: float = 0.3, split_seed: int = 0,

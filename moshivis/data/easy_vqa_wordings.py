@@ -80,18 +80,22 @@ def _fill(template: str, intent: str, value: str | None) -> str:
     return template.format(**{key: value}) if key is not None else template
 
 
+_PLACEHOLDER_GROUPS = {"{color}": f"(?P<v>{'|'.join(EASY_COLORS)})", "{shape}": f"(?P<v>{'|'.join(EASY_SHAPES)})",
+                       "{subject}": f"(?P<v>shape|{'|'.join(EASY_SHAPES)})"}
+
+
+def template_regex(template: str) -> re.Pattern[str]:
+    """A wording's regex (whole question): its placeholder becomes the named group `v` over its values."""
+    pattern = re.escape(template)
+    for ph, group in _PLACEHOLDER_GROUPS.items():
+        pattern = pattern.replace(re.escape(ph), group)
+    return re.compile(pattern + r"\Z")
+
+
 @lru_cache(maxsize=1)
 def _easy_patterns() -> list[tuple[re.Pattern[str], str, str]]:
-    groups = {"{color}": f"(?P<v>{'|'.join(EASY_COLORS)})", "{shape}": f"(?P<v>{'|'.join(EASY_SHAPES)})",
-              "{subject}": f"(?P<v>shape|{'|'.join(EASY_SHAPES)})"}
-    out = []
-    for intent in EASY_ORIGINALS:
-        for template in EASY_ORIGINALS[intent] + EASY_PARAPHRASES[intent]:
-            pattern = re.escape(template)
-            for ph, group in groups.items():
-                pattern = pattern.replace(re.escape(ph), group)
-            out.append((re.compile(pattern + r"\Z"), intent, template))
-    return out
+    return [(template_regex(template), intent, template)
+            for intent in EASY_ORIGINALS for template in EASY_ORIGINALS[intent] + EASY_PARAPHRASES[intent]]
 
 
 @lru_cache(maxsize=8192)  # easy-vqa has 107 distinct questions, each parsed many times

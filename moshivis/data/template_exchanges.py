@@ -152,9 +152,12 @@ class ExchangeBuilder:
             return None
         if self.rng.random() >= cfg.polarity_twins:
             return None
-        parsed = parse_easy_vqa_question(asked)
-        template = parsed.template if parsed is not None else (parse_drill(asked, cfg.heldout_fraction,
-                                                                           cfg.split_seed) or (None, None, None))[2]
+        # the wording `asked` was drawn from: a table wording, or a drill wording (which the table parser skips)
+        if (parsed := parse_easy_vqa_question(asked)) is not None:
+            template: str | None = parsed.template
+        else:
+            drill = parse_drill(asked, cfg.heldout_fraction, cfg.split_seed)
+            template = drill[2] if drill is not None else None
         twins = polarity_twins(template, p.intent, cfg.heldout_fraction, cfg.split_seed) if template else ()
         if not twins:
             return None

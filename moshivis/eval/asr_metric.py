@@ -11,13 +11,13 @@ the speech (`asr` in the predictions file) is compared with the text answer:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from moshivis.eval.text_norm import normalize_spoken, spoken_tokens
 
-__all__ = ["WordErrors", "word_errors", "wer", "agreement", "asr_scores"]
+__all__ = ["WordErrors", "edit_distance", "word_errors", "wer", "agreement", "asr_scores"]
 
 
 @dataclass
@@ -72,6 +72,11 @@ def _align(ref: list[str], hyp: list[str]) -> WordErrors:
             out.insertions += 1
             j -= 1
     return out
+
+
+def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
+    """Word-level Levenshtein distance between two token lists (substitution, deletion, insertion: 1 each)."""
+    return _align(list(a), list(b)).errors
 
 
 def word_errors(reference: str, hypothesis: str, normalize: bool = True) -> WordErrors:

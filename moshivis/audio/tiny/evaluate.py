@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ...eval.asr_metric import edit_distance
 from ..resample import resample
 from ..tts import SAMPLE_RATE, make_tts
 from ..words import normalize_word, split_words
@@ -43,17 +44,6 @@ def text_words(text: str) -> list[str]:
     """Comparison keys of a transcript: "3 + 4 = 7." -> [three, plus, four, equals, seven]."""
     text = text.replace("+", " plus ").replace("=", " equals ").replace("×", " times ")
     return [k for k in (normalize_word(w) for w in split_words(text)) if k]
-
-
-def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
-    """Word-level Levenshtein distance."""
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        cur = [i] + [0] * len(b)
-        for j, y in enumerate(b, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y))
-        prev = cur
-    return prev[-1]
 
 
 class Transcriber:
