@@ -19,7 +19,8 @@ import torch
 from ..data.spoken_answers import as_sentence
 from ..data.tokenizer import TEXT_EPAD, TEXT_PAD, TextTokenizer
 from ..models.moshivis import MoshiVis
-from .generator import Generator, SamplingConfig
+from .cuda_graph import make_generator
+from .generator import SamplingConfig
 
 
 # The voice that speaks a question given as text (the demo, `eval run`): deterministic, because piper samples
@@ -128,7 +129,7 @@ def ask_batch(model: MoshiVis, tokenizer: TextTokenizer, codec, image_embeds: to
         if u.shape[-1] < length and questions[b].audio is not None:  # keep a spoken item in silence
             user[b, :, u.shape[-1]:] = codec.silence_codes(length - u.shape[-1])[:K].to(user)
     typed = torch.tensor([q.text is not None for q in questions])
-    gen = Generator(model, cfg.sampling, xa_start=cfg.xa_start, seed=cfg.seed)
+    gen = make_generator(model, cfg.sampling, xa_start=cfg.xa_start, seed=cfg.seed)
     text_out: list[list[int]] = [[] for _ in range(B)]
     audio_out: list[list[torch.Tensor]] = [[] for _ in range(B)]
     gates: list[torch.Tensor] = []

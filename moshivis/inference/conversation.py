@@ -15,7 +15,8 @@ import torch
 
 from ..data.tokenizer import TEXT_EPAD, TEXT_PAD, TextTokenizer
 from ..models.moshivis import MoshiVis
-from .generator import Generator, SamplingConfig
+from .cuda_graph import make_generator
+from .generator import SamplingConfig
 
 
 @dataclass
@@ -54,7 +55,7 @@ def converse_batch(model: MoshiVis, tokenizer: TextTokenizer, codec, image_embed
     batch = torch.from_numpy(np.stack([np.pad(w, (0, length - len(w))) for w in waves]))[:, None]
     user = codec.encode(batch)[:, :K]  # [B, K, T]
     length = user.shape[-1]
-    gen = Generator(model, sampling or SamplingConfig(0, 0, 0, 0), seed=seed)
+    gen = make_generator(model, sampling or SamplingConfig(0, 0, 0, 0), seed=seed)
     text = torch.full((B, length), TEXT_PAD, dtype=torch.long)
     gates = torch.zeros(B, length)
     with gen.streaming(B):

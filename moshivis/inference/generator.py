@@ -55,6 +55,18 @@ class StepTrace:
 
 
 @dataclass
+class Decoded:
+    """What `Generator._decode` computes for one step (the part a CUDA graph replays)."""
+
+    transformer_out: torch.Tensor  # [B, dim]
+    text_logits: torch.Tensor  # [B, text_card]
+    text_token: torch.Tensor  # [B]
+    audio_logits: torch.Tensor  # [B, dep_q, audio_card]
+    audio_tokens: torch.Tensor  # [B, dep_q] (before delays)
+    gates: GateTrace
+
+
+@dataclass
 class _State:
     cache: torch.Tensor  # [B, 17, max_delay + 2] token ring
     offsets: torch.Tensor  # [B] steps done per item
@@ -65,15 +77,18 @@ class _State:
     has_image: torch.Tensor  # [B] bool
     xa_start: torch.Tensor  # [B] first step at which the image is visible
     sampling: list[SamplingConfig | None] | None = None  # per item (None: the generator's)
-    survival: torch.Tensor | None = None  # [B] prod(1 - P(EPAD)) over the current run of padding
+    survival: torch.Tensor | None = None  # [B] prod(1 - P(EPAD)) over the current run of padding (updated in place)
 
 
 class Generator:
     """Streaming MoshiVis generator. Use as `with gen.streaming(batch_size): gen.step(...)`."""
 
     def __init__(self, model: MoshiVis, sampling: SamplingConfig | None = None, xa_start: int | None = None,
-                 seed: int | None = None, gate_layers: int = 10) -> None:
+                 seed: int | None = None, gate_layers: int = 10, static_cache: bool = False) -> None:
+        """static_cache: attention reads every KV slot at every step (fixed shapes, `KVCache.static`), as
+        CUDA graph replay needs; the default reads only the slots written so far."""
         self.model = model
+        self.static_cache = static_cache
         self.lm = model.lm
         self.sampling = sampling or SamplingConfig()
         cfg_xa = model.cfg.adapters.xa_start if model.cfg.adapters is not None else 0
@@ -99,7 +114,7 @@ class Generator:
     def start(self, batch_size: int = 1) -> None:
         """Allocate the streaming state of `batch_size` conversations (all empty, no image)."""
         dev = self.lm.device
-        self._state = _State(
+        state = _State(
             cache=torch.full((batch_size, self.lm.cfg.num_streams, self.max_delay + 2), UNGENERATED_TOKEN,
                              dtype=torch.long, device=dev),
             offsets=torch.zeros(batch_size, dtype=torch.long, device=dev),
@@ -108,7 +123,11 @@ class Generator:
             image_embeds=None, image=None,
             has_image=torch.zeros(batch_size, dtype=torch.bool, device=dev),
             xa_start=torch.full((batch_size,), self.xa_start, dtype=torch.long, device=dev),
+            survival=torch.ones(batch_size, device=dev),
         )
+        state.lm.set_static(self.static_cache)
+        state.depformer.set_static(self.static_cache)
+        self._state = state
 
     @property
     def state(self) -> _State:
@@ -130,7 +149,7 @@ class Generator:
         s.has_image[mask] = False
         s.xa_start[mask] = self.xa_start
         if s.survival is not None:
-            s.survival[mask] = 1.0
+            s.survival.masked_fill_(mask, 1.0)
         if s.sampling is not None:
             for b in mask.nonzero().flatten().tolist():
                 s.sampling[b] = None
@@ -154,28 +173,36 @@ class Generator:
         groups: dict[tuple[float, int], list[int]] = {}
         for b, sp in enumerate(per_item):
             groups.setdefault(params(sp or self.sampling), []).append(b)
+        if len(groups) == 1:  # one setting for all: one call, no index tensor (nothing copied to the device)
+            return sample_token(logits, *next(iter(groups)), self.generator)
         out = torch.empty(logits.shape[0], dtype=torch.long, device=logits.device)
         for (temp, top_k), rows in groups.items():
             idx = torch.tensor(rows, device=logits.device)
             out[idx] = sample_token(logits[idx], temp, top_k, self.generator)
         return out
 
+    def _median_rule(self) -> list[bool]:
+        """Per item: does `SamplingConfig.median_start` apply (greedy text with median_start on)?"""
+        per_item = self.state.sampling or [None] * self.batch_size
+        return [(sp or self.sampling).median_start and (sp or self.sampling).text_temperature <= 0
+                for sp in per_item]
+
     def _median_start(self, logits: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
-        """`SamplingConfig.median_start` for the items decoding text greedily; token [B] -> token [B]."""
+        """`SamplingConfig.median_start` for the items decoding text greedily; token [B] -> token [B].
+        `state.survival` is updated in place and nothing reads the device back, so a CUDA graph can hold it."""
         s = self.state
-        per_item = s.sampling or [None] * self.batch_size
-        rule = torch.tensor([(sp or self.sampling).median_start and (sp or self.sampling).text_temperature <= 0
-                             for sp in per_item], device=token.device)
-        if not bool(rule.any()):
+        flags = self._median_rule()
+        if not any(flags):
             return token
         pad, epad = self.lm.cfg.text_padding_id, self.lm.cfg.end_of_text_padding_id
-        if s.survival is None:
-            s.survival = torch.ones(self.batch_size, device=token.device)
+        assert s.survival is not None
         p_epad = logits.softmax(-1)[:, epad]
-        waiting = rule & (token == pad)
-        s.survival = torch.where(waiting, s.survival * (1 - p_epad), torch.ones_like(s.survival))
+        waiting = token == pad
+        if not all(flags):
+            waiting = waiting & torch.tensor(flags, device=token.device)
+        s.survival.copy_(torch.where(waiting, s.survival * (1 - p_epad), torch.ones_like(s.survival)))
         start = waiting & (s.survival <= 0.5)
-        s.survival[start] = 1.0
+        s.survival.masked_fill_(start, 1.0)
         return torch.where(start, torch.full_like(token, epad), token)
 
     # ------------------------------------------------------------------------------------------ image
@@ -231,6 +258,15 @@ class Generator:
         speechless training samples) and how Moshi's audio is switched off (-1) in text-only mode.
         """
         s = self.state
+        model_input = self._feed_user(user_codes)
+        image_mask = s.has_image & (s.offsets >= s.xa_start)
+        image = s.image if bool(image_mask.any()) else None
+        d = self._decode(model_input, image, image_mask, force_text, force_audio)
+        return self._commit(model_input, d)
+
+    def _feed_user(self, user_codes: torch.Tensor) -> torch.Tensor:
+        """Write the user's frame into the token ring; returns this step's LM input [B, 17]."""
+        s = self.state
         cfg = self.lm.cfg
         B = self.batch_size
         n_user = cfg.n_q - cfg.dep_q
@@ -249,10 +285,17 @@ class Generator:
         model_input = torch.where(is_init, self.lm.initial_tokens(B)[..., 0], model_input)
         if (model_input == UNGENERATED_TOKEN).any():
             raise RuntimeError("internal error: an ungenerated token reached the model")
+        return model_input
 
+    def _decode(self, model_input: torch.Tensor, image: ImageContext | None, image_mask: torch.Tensor,
+                force_text: torch.Tensor | None, force_audio: torch.Tensor | None) -> "Decoded":
+        """The LM's work of one step: temporal transformer, text token, then the depformer's 8 codebooks.
+
+        model_input [B, 17]; image_mask [B]. Reads nothing back from the device and keeps every shape
+        fixed (with `static_cache`), so `GraphGenerator` can capture it in a CUDA graph."""
+        s = self.state
+        cfg = self.lm.cfg
         trace = GateTrace()
-        image_mask = s.has_image & (s.offsets >= s.xa_start)
-        image = s.image if bool(image_mask.any()) else None
         fusions = self.model.fusions(image, image_mask, trace.record)
         transformer_out, text_logits = self.lm.forward_temporal(model_input[:, :, None], s.lm, fusions)
         text_token = self._sample(text_logits[:, 0].float(), "text")
@@ -262,9 +305,9 @@ class Generator:
             forced = force_text >= -1
             text_token = torch.where(forced, force_text, text_token)
             if s.survival is not None:
-                s.survival[forced] = 1.0
+                s.survival.masked_fill_(forced, 1.0)
 
-        s.depformer.reset(torch.ones(B, dtype=torch.bool, device=s.offsets.device))
+        s.depformer.clear()  # the depformer restarts every frame
         prev = text_token
         audio_tokens, audio_logits = [], []
         for c in range(cfg.dep_q):
@@ -275,14 +318,22 @@ class Generator:
                 prev = torch.where(forced >= -1, forced, prev)
             audio_logits.append(logits)
             audio_tokens.append(prev)
-        audio = torch.stack(audio_tokens, dim=1)  # [B, dep_q]
+        return Decoded(transformer_out[:, 0], text_logits[:, 0], text_token, torch.stack(audio_logits, dim=1),
+                       torch.stack(audio_tokens, dim=1), trace)
 
+    def _commit(self, model_input: torch.Tensor, d: "Decoded") -> torch.Tensor | None:
+        """Advance the clocks, write Moshi's new tokens into the ring, and return the delayed-aligned
+        output frame [B, 9, 1] (None while every item is still in its initial delay)."""
+        s = self.state
+        cfg = self.lm.cfg
+        B = self.batch_size
+        CT = s.cache.shape[2]
         s.offsets += 1
         write_pos = (s.offsets % CT)[:, None, None]
-        s.cache[:, :1].scatter_(2, write_pos, text_token[:, None, None])
-        s.cache[:, 1:cfg.dep_q + 1].scatter_(2, write_pos.expand(B, cfg.dep_q, 1), audio[..., None])
-        self.last = StepTrace(model_input, transformer_out[:, 0], text_logits[:, 0],
-                              torch.stack(audio_logits, dim=1), text_token, audio, trace)
+        s.cache[:, :1].scatter_(2, write_pos, d.text_token[:, None, None])
+        s.cache[:, 1:cfg.dep_q + 1].scatter_(2, write_pos.expand(B, cfg.dep_q, 1), d.audio_tokens[..., None])
+        self.last = StepTrace(model_input, d.transformer_out, d.text_logits, d.audio_logits, d.text_token,
+                              d.audio_tokens, d.gates)
 
         if bool((s.offsets <= self.max_delay).all()):
             return None

@@ -10,7 +10,8 @@ import torch
 
 from ..models.moshivis import MoshiVis
 from ..models.vision import preprocess_images
-from .generator import Generator, SamplingConfig
+from .cuda_graph import make_generator
+from .generator import SamplingConfig
 
 
 def run_streaming(model: MoshiVis, steps: int = 50, image: str | Path | None = None, seed: int = 0,
@@ -31,8 +32,8 @@ def run_streaming(model: MoshiVis, steps: int = 50, image: str | Path | None = N
     else:
         embeds, image_ms = None, 0.0
     user = torch.randint(0, cfg.lm.audio_card, (1, 8, steps), generator=g).to(model.lm.device)
-    gen = Generator(model, SamplingConfig(text_temperature, 25, audio_temperature, 250), xa_start=xa_start,
-                    seed=seed)
+    gen = make_generator(model, SamplingConfig(text_temperature, 25, audio_temperature, 250), xa_start=xa_start,
+                         seed=seed)
     text, audio, gates, step_ms = [], [], [], []
     with gen.streaming(1):
         if embeds is not None:

@@ -28,7 +28,8 @@ class TokenEmbedding(nn.Embedding):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         emb = super().forward(tokens.clamp(min=0))
-        return torch.where((tokens == ZERO_TOKEN)[..., None], torch.zeros((), dtype=emb.dtype), emb)
+        # masked_fill with a Python scalar: no CPU tensor, so it can be captured in a CUDA graph
+        return emb.masked_fill((tokens == ZERO_TOKEN)[..., None], 0.0)
 
 
 @dataclass

@@ -97,7 +97,7 @@ class SelfAttention(nn.Module):
             keys, values = cache.active()
             keys = torch.cat([keys.to(q.dtype), k], dim=2)
             values = torch.cat([values.to(q.dtype), v], dim=2)
-            kpos = torch.cat([cache.positions[:, :cache.filled], positions], dim=1)
+            kpos = torch.cat([cache.active_positions(), positions], dim=1)
             out = attend(q, keys, values, window_mask(kpos, positions, self.context))
             cache.append(k, v)
         out = out.transpose(1, 2).reshape(B, T, self.dim)

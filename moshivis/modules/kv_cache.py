@@ -32,6 +32,10 @@ class KVCache:
     positions: torch.Tensor
     offset: torch.Tensor
     filled: int = 0  # slots ever written (a Python int: lets attention skip the never-used tail, no sync)
+    # Static: attention always reads all `capacity` slots (empty ones are masked by position -1), so every
+    # step has the same shapes: what a CUDA graph needs. Same result as the sliced cache up to float
+    # rounding of the softmax over a longer (masked) row.
+    static: bool = False
 
     @staticmethod
     def empty(batch_size: int, num_heads: int, capacity: int, head_dim: int, device: torch.device | str,
@@ -65,13 +69,22 @@ class KVCache:
         self.offset += T
         self.filled = min(self.capacity, self.filled + T)
 
+    @property
+    def width(self) -> int:
+        """S, the slots attention reads: those written so far, or all of them when static."""
+        return self.capacity if self.static else self.filled
+
     def active(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """keys, values [B, H, S, D] restricted to the S slots written so far (S <= capacity)."""
-        return self.keys[:, :, :self.filled], self.values[:, :, :self.filled]
+        """keys, values [B, H, S, D] over the `width` slots attention reads (S <= capacity)."""
+        return self.keys[:, :, :self.width], self.values[:, :, :self.width]
+
+    def active_positions(self) -> torch.Tensor:
+        """[B, S] the step held by each slot of `active()` (-1 = empty)."""
+        return self.positions[:, :self.width]
 
     def attention_mask(self, query_positions: torch.Tensor, context: int | None) -> torch.Tensor:
         """[B, 1, T, S] boolean over the active slots: slot holds a step in [q - context + 1, q]."""
-        return window_mask(self.positions[:, :self.filled], query_positions, context)
+        return window_mask(self.active_positions(), query_positions, context)
 
     def reset(self, mask: torch.Tensor) -> None:
         """Forget everything of the items where mask [B] is True."""
@@ -79,3 +92,9 @@ class KVCache:
         self.offset[mask] = 0
         if bool(mask.all()):
             self.filled = 0
+
+    def clear(self) -> None:
+        """Forget everything of every item, without reading the device (no host sync: graph-safe)."""
+        self.positions.fill_(-1)
+        self.offset.zero_()
+        self.filled = 0

@@ -65,6 +65,16 @@ class TransformerState:
         for c in self.caches:
             c.reset(mask)
 
+    def clear(self) -> None:
+        """Forget every item's steps (no host sync)."""
+        for c in self.caches:
+            c.clear()
+
+    def set_static(self, static: bool = True) -> None:
+        """Fixed-shape attention over every slot (`KVCache.static`)."""
+        for c in self.caches:
+            c.static = static
+
 
 class Transformer(nn.Module):
     def __init__(self, cfg: TransformerConfig) -> None:

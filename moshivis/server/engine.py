@@ -28,7 +28,8 @@ import torch
 from ..data.tokenizer import TEXT_EPAD, TEXT_PAD
 from ..inference.ask import typed_prompt
 from ..inference.bundle import Bundle
-from ..inference.generator import Generator, SamplingConfig
+from ..inference.cuda_graph import make_generator
+from ..inference.generator import SamplingConfig
 
 log = logging.getLogger("moshivis.server")
 
@@ -75,7 +76,7 @@ class BatchedEngine:
         self.frame = self.codec.frame_size
         self.K = self.model.cfg.lm.dep_q
         self.sampling = sampling or SamplingConfig(0.0, 0, 0.0, 0)
-        self.gen = Generator(self.model, self.sampling, seed=seed)
+        self.gen = make_generator(self.model, self.sampling, seed=seed)
         self.gen.start(max_sessions)
         self.slots = [Slot(i) for i in range(max_sessions)]
         self.step_wait_s, self.max_queued_frames = step_wait_s, max_queued_frames

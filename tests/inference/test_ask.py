@@ -113,16 +113,17 @@ def test_typed_answer_ends_at_the_first_padding_after_a_word(bundle_dir, monkeyp
     b = load_bundle(bundle_dir)
     before, after = b.tokenizer.encode("shape")[0], b.tokenizer.encode("what")[0]
     assert before != after
-    real = ask_module.Generator
+    from moshivis.inference.generator import Generator
 
-    class Scripted(real):  # the real generator; only the text it emits is replaced after the question
+    class Scripted(Generator):  # the real generator; only the text it emits is replaced after the question
         def step(self, user, force_text=None, force_audio=None):
             out = super().step(user, force_text=force_text, force_audio=force_audio)
             if out is not None and force_text is not None and (force_text == -2).all():
                 self.n = getattr(self, "n", 0) + 1
                 out[:, 0, 0] = before if self.n < 3 else (3 if self.n == 3 else after)  # ..., PAD, after, ...
             return out
-    monkeypatch.setattr(ask_module, "Generator", Scripted)
+    monkeypatch.setattr(ask_module, "make_generator",
+                        lambda model, sampling, xa_start=None, seed=None: Scripted(model, sampling, xa_start, seed))
     cfg = AskConfig(max_answer_frames=30, end_pad_frames=4, sampling=ask_module.SamplingConfig(0, 0, 0, 0))
     typed = ask(b.model, b.tokenizer, b.codec, None, question_text="what colour", cfg=cfg)
     pieces = [b.tokenizer.piece(before), b.tokenizer.piece(after)]
