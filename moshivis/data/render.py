@@ -198,7 +198,7 @@ class SpokenRenderer:
             raise StageFailure("tts", RowError(d.source, where, TTS_FAILED, detail)) from None
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         rendered = _Rendered(turn, audio, spec)
-        if turn.speaker == "moshi":
+        if turn.speaker == "moshi" or self.cfg.transcribe_user:
             rendered.words, rendered.reference, rendered.method = self._timings(d, where, turn.text, audio, timings)
         if self.codec.sample_rate != TTS_SAMPLE_RATE:  # timings are in seconds: unaffected
             rendered.audio = resample(audio, TTS_SAMPLE_RATE, self.codec.sample_rate).astype(np.float32)
@@ -278,6 +278,10 @@ class SpokenRenderer:
             if r.words is None:
                 continue
             off = s0 / sr
+            if r.turn.speaker == "user":  # a transcript word: placed once heard (`SynthConfig.transcribe_user`)
+                lag = cfg.transcript_lag_frames / FRAME_RATE
+                flat += [(i, WordTiming(w.word, off + w.end + lag, off + w.end + lag), None) for w in r.words]
+                continue
             refs = r.reference or [None] * len(r.words)
             for w, ref in zip(r.words, refs):
                 flat.append((i, WordTiming(w.word, off + w.start, off + w.end),

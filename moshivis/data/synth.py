@@ -171,6 +171,13 @@ class SynthConfig:
     # encoded at most P times and then cached. (In 420 dialogues almost no turn repeats: no gain, stop 17.)
     user_subframe_phases: int = 0
     speechless_gap_frames: int = 2
+    # Moshi's inner text also transcribes the USER's turns (stop 25): each user word goes on the text
+    # stream `transcript_lag_frames` frames after the frame where its audio ends (it has to be heard first),
+    # so the model writes down what it hears and then answers from its own transcript, as it answers a
+    # typed question (speechless samples lay the question on the same stream). The hope: spoken words
+    # become the text pieces whose meaning the typed side already composes.
+    transcribe_user: bool = False
+    transcript_lag_frames: int = 4
     samples_per_shard: int = 256
     embed_images: bool = False
 
@@ -204,6 +211,8 @@ class SynthConfig:
                 or self.audio_only_max_pairs < 1):
             raise ValueError("max_frames, samples_per_shard and audio_only_max_pairs must be >= 1; audio_only and "
                              "tail_s >= 0")
+        if self.transcript_lag_frames < 0:
+            raise ValueError(f"transcript_lag_frames must be >= 0, got {self.transcript_lag_frames}")
         if self.user_subframe_phases < 0:
             raise ValueError(f"user_subframe_phases must be >= 0, got {self.user_subframe_phases}")
         if self.user_subframe_phases and not (self.user_subframe_jitter and self.segment_codes):
@@ -241,6 +250,8 @@ class SynthConfig:
         for name in ("drill_prob", "polarity_twins"):
             if not d["dialogues"][name]:
                 del d["dialogues"][name]  # added in stop 24: runs made before them still resume
+        if not d["transcribe_user"]:  # added in stop 25, likewise
+            del d["transcribe_user"], d["transcript_lag_frames"]
         d["tokenizer"] = tokenizer
         return {"pipeline": "moshivis.data.synth", "version": 1, "synth": d, "codec": codec_spec,
                 "tokenizer": tokenizer, "frame_rate": FRAME_RATE}

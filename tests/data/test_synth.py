@@ -653,3 +653,46 @@ def test_the_stop_18_experiment_config_validates() -> None:
 
     with pytest.raises(ValueError, match="opener_prob"):
         bad.validate()
+
+
+def test_transcribe_user_puts_the_users_words_on_the_text_stream_once_heard(tmp_path: Path, quiet_piper,  # noqa: ANN001
+                                                                           whisper) -> None:  # noqa: ANN001
+    """`SynthConfig.transcribe_user`: each user word lands `transcript_lag_frames` after its audio ends;
+    everything else (Moshi's words, the audio) is what the same run without it makes."""
+    runs = {}
+    for flag in (False, True):
+        cfg = easy_config(tmp_path / str(flag), 3, dialogues=DialogueConfig(min_turns=2, max_turns=2),
+                          speech_fraction=1.0, transcribe_user=flag, transcript_lag_frames=3)
+        result = run_synth(cfg, codec=EnergyCodec(), aligner=whisper, progress=False)
+        assert result.report.total_errors == 0, result.report.render()
+        runs[flag] = {s.id: s for s in read_all(Path(cfg.out_dir)) if s.kind == "image_speech"}
+        manifest = read_manifest(Path(cfg.out_dir))["config"]["synth"]
+        tok = TextTokenizer(result.tokenizer_path)
+        assert ("transcribe_user" in manifest) == flag  # left out at its default: older runs still resume
+    assert runs[True].keys() == runs[False].keys() and runs[True]
+    checked = 0
+    for sid, s in runs[True].items():
+        plain = runs[False][sid]
+        assert np.array_equal(s.codes[1:], plain.codes[1:])  # the audio is untouched
+        turns = s.meta["turns"]
+        moshi = [w for w in s.meta["words"] if turns[w[1]]["speaker"] == "moshi"]
+        assert moshi == plain.meta["words"]  # Moshi's words land where they did
+        text = s.codes[0].copy()
+        for word, turn, frame, target, _ in s.meta["words"]:
+            if turns[turn]["speaker"] != "user":
+                continue
+            start, end = turns[turn]["frames"]
+            assert start + 3 <= target <= end + 3  # after the word's audio ends (at least lag frames in)
+            pieces = tok.encode_word(word)
+            assert list(text[frame:frame + len(pieces)]) == pieces
+            text[frame:frame + len(pieces)] = TEXT_PAD
+            if text[frame - 1] == TEXT_EPAD:
+                text[frame - 1] = TEXT_PAD
+            checked += 1
+        assert np.array_equal(text, plain.codes[0])  # nothing else on the text stream moved
+    assert checked >= 6
+
+
+def test_transcript_lag_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="transcript_lag_frames"):
+        easy_config(tmp_path, 1, transcribe_user=True, transcript_lag_frames=-1).validate()
