@@ -76,8 +76,8 @@ class _State:
     image: ImageContext | None
     has_image: torch.Tensor  # [B] bool
     xa_start: torch.Tensor  # [B] first step at which the image is visible
+    survival: torch.Tensor  # [B] prod(1 - P(EPAD)) over the current run of padding (updated in place)
     sampling: list[SamplingConfig | None] | None = None  # per item (None: the generator's)
-    survival: torch.Tensor | None = None  # [B] prod(1 - P(EPAD)) over the current run of padding (updated in place)
 
 
 class Generator:
@@ -148,8 +148,7 @@ class Generator:
         s.lm.reset(mask)
         s.has_image[mask] = False
         s.xa_start[mask] = self.xa_start
-        if s.survival is not None:
-            s.survival.masked_fill_(mask, 1.0)
+        s.survival.masked_fill_(mask, 1.0)
         if s.sampling is not None:
             for b in mask.nonzero().flatten().tolist():
                 s.sampling[b] = None
@@ -195,7 +194,6 @@ class Generator:
         if not any(flags):
             return token
         pad, epad = self.lm.cfg.text_padding_id, self.lm.cfg.end_of_text_padding_id
-        assert s.survival is not None
         p_epad = logits.softmax(-1)[:, epad]
         waiting = token == pad
         if not all(flags):
@@ -304,8 +302,7 @@ class Generator:
             force_text = force_text.to(text_token.device)
             forced = force_text >= -1
             text_token = torch.where(forced, force_text, text_token)
-            if s.survival is not None:
-                s.survival.masked_fill_(forced, 1.0)
+            s.survival.masked_fill_(forced, 1.0)
 
         s.depformer.clear()  # the depformer restarts every frame
         prev = text_token
