@@ -75,8 +75,7 @@ class GraphGenerator(Generator):
 
     def _key(self, image: ImageContext | None) -> Hashable | None:
         """What decides the recorded work, or None when this step must run eagerly."""
-        per_item = self.state.sampling or [None]
-        configs = {dataclasses.astuple(sp or self.sampling) for sp in per_item}
+        configs = {dataclasses.astuple(sp) for sp in self._item_sampling()}
         if len(configs) != 1:
             return None
         return (image is not None, *configs.pop())

@@ -13,6 +13,7 @@ reset alone, so a server can run one batched step for many conversations.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -42,19 +43,6 @@ class SamplingConfig:
 
 
 @dataclass
-class StepTrace:
-    """What the last step computed (for parity tests, UIs and debugging)."""
-
-    model_input: torch.Tensor  # [B, 17] tokens fed to the LM
-    transformer_out: torch.Tensor  # [B, dim]
-    text_logits: torch.Tensor  # [B, text_card]
-    audio_logits: torch.Tensor  # [B, dep_q, audio_card]
-    text_token: torch.Tensor  # [B]
-    audio_tokens: torch.Tensor  # [B, dep_q] (before delays)
-    gates: GateTrace  # per-layer gate values of this step ([B, 1, dim] each); empty without image
-
-
-@dataclass
 class Decoded:
     """What `Generator._decode` computes for one step (the part a CUDA graph replays)."""
 
@@ -63,7 +51,14 @@ class Decoded:
     text_token: torch.Tensor  # [B]
     audio_logits: torch.Tensor  # [B, dep_q, audio_card]
     audio_tokens: torch.Tensor  # [B, dep_q] (before delays)
-    gates: GateTrace
+    gates: GateTrace  # per-layer gate values of this step ([B, 1, dim] each); empty without image
+
+
+@dataclass
+class StepTrace(Decoded):
+    """What the last step computed (for parity tests, UIs and debugging): `Decoded` and the LM's input."""
+
+    model_input: torch.Tensor  # [B, 17] tokens fed to the LM
 
 
 @dataclass
@@ -166,12 +161,9 @@ class Generator:
         def params(sp: SamplingConfig) -> tuple[float, int]:
             return ((sp.text_temperature, sp.text_top_k) if stream == "text" else
                     (sp.audio_temperature, sp.audio_top_k))
-        per_item = self.state.sampling
-        if per_item is None or all(x is None for x in per_item):
-            return sample_token(logits, *params(self.sampling), self.generator)
         groups: dict[tuple[float, int], list[int]] = {}
-        for b, sp in enumerate(per_item):
-            groups.setdefault(params(sp or self.sampling), []).append(b)
+        for b, sp in enumerate(self._item_sampling()):
+            groups.setdefault(params(sp), []).append(b)
         if len(groups) == 1:  # one setting for all: one call, no index tensor (nothing copied to the device)
             return sample_token(logits, *next(iter(groups)), self.generator)
         out = torch.empty(logits.shape[0], dtype=torch.long, device=logits.device)
@@ -180,11 +172,14 @@ class Generator:
             out[idx] = sample_token(logits[idx], temp, top_k, self.generator)
         return out
 
+    def _item_sampling(self) -> list[SamplingConfig]:
+        """Each conversation's sampling settings: its own (`set_sampling`) or the generator's."""
+        per_item = self.state.sampling or [None] * self.batch_size
+        return [sp or self.sampling for sp in per_item]
+
     def _median_rule(self) -> list[bool]:
         """Per item: does `SamplingConfig.median_start` apply (greedy text with median_start on)?"""
-        per_item = self.state.sampling or [None] * self.batch_size
-        return [(sp or self.sampling).median_start and (sp or self.sampling).text_temperature <= 0
-                for sp in per_item]
+        return [sp.median_start and sp.text_temperature <= 0 for sp in self._item_sampling()]
 
     def _median_start(self, logits: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
         """`SamplingConfig.median_start` for the items decoding text greedily; token [B] -> token [B].
@@ -286,7 +281,7 @@ class Generator:
         return model_input
 
     def _decode(self, model_input: torch.Tensor, image: ImageContext | None, image_mask: torch.Tensor,
-                force_text: torch.Tensor | None, force_audio: torch.Tensor | None) -> "Decoded":
+                force_text: torch.Tensor | None, force_audio: torch.Tensor | None) -> Decoded:
         """The LM's work of one step: temporal transformer, text token, then the depformer's 8 codebooks.
 
         model_input [B, 17]; image_mask [B]. Reads nothing back from the device and keeps every shape
@@ -318,7 +313,7 @@ class Generator:
         return Decoded(transformer_out[:, 0], text_logits[:, 0], text_token, torch.stack(audio_logits, dim=1),
                        torch.stack(audio_tokens, dim=1), trace)
 
-    def _commit(self, model_input: torch.Tensor, d: "Decoded") -> torch.Tensor | None:
+    def _commit(self, model_input: torch.Tensor, d: Decoded) -> torch.Tensor | None:
         """Advance the clocks, write Moshi's new tokens into the ring, and return the delayed-aligned
         output frame [B, 9, 1] (None while every item is still in its initial delay)."""
         s = self.state
@@ -329,8 +324,7 @@ class Generator:
         write_pos = (s.offsets % CT)[:, None, None]
         s.cache[:, :1].scatter_(2, write_pos, d.text_token[:, None, None])
         s.cache[:, 1:cfg.dep_q + 1].scatter_(2, write_pos.expand(B, cfg.dep_q, 1), d.audio_tokens[..., None])
-        self.last = StepTrace(model_input, d.transformer_out, d.text_logits, d.audio_logits, d.text_token,
-                              d.audio_tokens, d.gates)
+        self.last = StepTrace(**{f.name: getattr(d, f.name) for f in dataclasses.fields(d)}, model_input=model_input)
 
         if bool((s.offsets <= self.max_delay).all()):
             return None
