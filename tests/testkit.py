@@ -56,3 +56,8 @@ def random_codes(cfg: ModelConfig, batch: int, steps: int, seed: int = 0) -> tor
     codes = torch.randint(0, cfg.lm.audio_card, (batch, cfg.lm.num_streams, steps), generator=g)
     codes[:, 0] = torch.randint(0, cfg.lm.text_card, (batch, steps), generator=g)
     return codes
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    """||a - b|| / ||b||: how far a tensor is from a reference."""
+    return ((a - b).norm() / b.norm()).item()

@@ -11,7 +11,7 @@ import dataclasses
 import pytest
 import torch
 
-from testkit import random_codes, random_pixels, tiny_model
+from testkit import random_codes, random_pixels, rel_err, tiny_model
 from moshivis.config import tiny
 from moshivis.inference.generator import Generator, SamplingConfig
 
@@ -44,10 +44,6 @@ def run(gen: Generator, model, steps: int = 40, image_at: int = 10, force_at: in
             audio.append(gen.last.audio_tokens.clone())
             logits.append(gen.last.text_logits.clone())
     return {"text": torch.stack(text, 1), "audio": torch.stack(audio, 1), "logits": torch.stack(logits, 1)}
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).norm() / b.norm()).item()
 
 
 @pytest.mark.parametrize("sampling", [GREEDY, SAMPLED], ids=["greedy", "sampled"])

@@ -6,16 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from testkit import random_codes, random_pixels, tiny_model
+from testkit import random_codes, random_pixels, rel_err, tiny_model
 from moshivis.config import AdapterConfig, tiny
 from moshivis.inference.generator import Generator, SamplingConfig
 from moshivis.models.moshivis import GateTrace
 
 GREEDY = SamplingConfig(0, 0, 0, 0, median_start=False)  # pure argmax, as the references decode
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).norm() / b.norm()).item()
 
 
 def stream_lm(model, tokens, fusions):
