@@ -5,12 +5,15 @@ The embedded model echoes a yes/no question before answering ("A green shape? ..
 stops 21-24). A GRU on the user's codes tells polarity 95.5% right (`polarity_ceiling.py`), so the codes
 hold it. This script asks where it is lost: it streams spoken questions of the results sample through the
 bundle exactly as `eval run` does (same voices, same image), records the temporal transformer's output
-[dim] at the step that samples the echo's first piece, and fits a logistic-regression probe on those
-states for seen-wording questions; it then scores the probe and the model's own echo on held-out
-wordings. A probe far above the echo: the state knows, the text head's reading of it does not. A probe
-no better than the echo: the state has already lost it (the listening itself must be taught).
+[dim] at the step that samples the echo's first piece (also after the question, and its mean over the
+question), and fits logistic-regression probes on those states: for the sample's seen-wording questions,
+or with `--train-questions N` for N train-split questions worded as the training data was (stop 25). It
+then scores the probes, the model's own echo and a bag-of-codes control on held-out wordings. A probe
+far above the echo: the state knows, the text head's reading of it does not. A probe no better than the
+echo: the state has already lost it (the listening itself must be taught).
 
-    python scripts/polarity_state_probe.py [--bundle tinyworld/bundle] [--limit 400] [--out runs/probe.json]
+    python scripts/polarity_state_probe.py [--bundle tinyworld/bundle] [--limit 400] [--train-questions 480]
+        [--out runs/probe.json]
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import sys
 import zlib
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -155,11 +157,11 @@ def main(argv: list[str] | None = None) -> int:
                             "state": states[b, t].tolist()})
 
     y = torch.tensor([r["negated"] for r in results])
-    # `seen` is the probe's training set: the training-worded train-split questions when asked for, else
+    # `fit` is the probes' training set: the training-worded train-split questions when asked for, else
     # the sample's seen wordings. Held-out wordings (of the results sample) are always the test.
     fit_on = "train" if args.train_questions else "seen"
-    seen = torch.tensor([r["wording"] == fit_on for r in results])
-    test_seen = torch.tensor([r["wording"] == "seen" for r in results])
+    fit = torch.tensor([r["wording"] == fit_on for r in results])
+    seen = torch.tensor([r["wording"] == "seen" for r in results])
     echo = torch.tensor([r["echo_negated"] for r in results])
 
     held = torch.tensor([r["wording"] == "held-out" for r in results])
@@ -176,12 +178,12 @@ def main(argv: list[str] | None = None) -> int:
         return probe_rows("bag")
 
     def probe_rows(feature: str) -> dict[str, object]:
-        """Probes on one feature, L2 chosen by a 5-fold split of the seen-wording questions (by question);
+        """Probes on one feature, L2 chosen by a 5-fold split of the fit set (by question);
         the held-out wordings are scored once, with that choice (`all_l2` shows every setting)."""
         x = torch.tensor([r[feature] for r in results])
-        mu, sd = x[seen].mean(0), x[seen].std(0) + 1e-6
+        mu, sd = x[fit].mean(0), x[fit].std(0) + 1e-6
         z = (x - mu) / sd
-        idx = seen.nonzero().flatten()
+        idx = fit.nonzero().flatten()
         folds = idx[torch.randperm(len(idx), generator=torch.Generator().manual_seed(0))].chunk(5)
         rows: dict[float, dict[str, float]] = {}
         for l2 in (1e-3, 1e-2, 1e-1, 1.0, 10.0):
@@ -191,17 +193,17 @@ def main(argv: list[str] | None = None) -> int:
                 with torch.no_grad():
                     cv[test] = fit_probe(z[train], y[train], l2)(z[test])[:, 0] > 0
             with torch.no_grad():
-                pred = fit_probe(z[seen], y[seen], l2)(z)[:, 0] > 0
-            rows[l2] = {"fit_5fold": acc(seen, cv), "held_out": acc(held, pred),
+                pred = fit_probe(z[fit], y[fit], l2)(z)[:, 0] > 0
+            rows[l2] = {"fit_5fold": acc(fit, cv), "held_out": acc(held, pred),
                         "held_out_plain": acc(held & ~y, pred), "held_out_negated": acc(held & y, pred)}
         best = max(rows, key=lambda k: rows[k]["fit_5fold"])
         return {"l2": best, **rows[best], "all_l2": {str(k): v["held_out"] for k, v in rows.items()}}
 
     summary = {
-        "bundle": args.bundle, "questions": len(results), "fit": int(seen.sum()), "held_out": int(held.sum()),
+        "bundle": args.bundle, "questions": len(results), "fit": int(fit.sum()), "held_out": int(held.sum()),
         "negated_share": round(float(y.float().mean()), 3),
         "probe_fit_on": fit_on,
-        "echo": {"fit_set": acc(seen, echo), "seen": acc(test_seen, echo), "held_out": acc(held, echo),
+        "echo": {"fit_set": acc(fit, echo), "seen": acc(seen, echo), "held_out": acc(held, echo),
                  "held_out_plain": acc(held & ~y, echo), "held_out_negated": acc(held & y, echo)},
         "codes_probe": codes_probe(),
         "probe_at_echo": probe_rows("state"),
