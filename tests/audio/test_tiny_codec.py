@@ -237,3 +237,39 @@ def test_codes_move_with_whole_frames_and_change_within_one(small: TinyCodec) ->
     assert agree[str(F)] == [1.0] * 8 and agree[str(2 * F)] == [1.0] * 8
     assert min(agree[str(F // 2)]) < 1.0
     assert all(0.0 <= a <= 1.0 for a in agree[str(F // 2)])
+
+
+def test_refit_semantic_keeps_everything_but_codebook_0(small: TinyCodec, tmp_path: Path) -> None:
+    from moshivis.audio.tiny.refit import refit_semantic, semantic_states
+
+    wavs = [speech(), speech("Is there not a blue circle?", "flite:awb")]
+    states = semantic_states(small, [w[0, 0].numpy() for w in wavs], progress=False)
+    # the states are the ones encode quantises: same frames, same codebook-0 codes
+    assert torch.equal(small.semantic_codes(states[: small.encode(wavs[0]).shape[-1]]), small.encode(wavs[0])[0, 0])
+    new = refit_semantic(small, states, 4, iters=5, note={"why": "test"})
+    a, b = small.encode(wavs[0]), new.encode(wavs[0])
+    assert torch.equal(a[:, 1:], b[:, 1:]) and int(b[:, 0].max()) < 4
+    assert torch.equal(small.decode(a), new.decode(b))  # the decoder reads codebooks 1-7 only
+    assert new.config.semantic_k == 4 and new.config.training["semantic_refit"]["why"] == "test"
+    new.save(tmp_path / "refit")
+    loaded = TinyCodec.load(tmp_path / "refit")
+    assert torch.equal(loaded.encode(wavs[0]), b)
+    with pytest.raises(ValueError, match="states must be"):
+        refit_semantic(small, states[:, :10], 4)
+    with pytest.raises(ValueError, match="cannot fit"):
+        refit_semantic(small, states[:3], 4)
+
+
+def test_refit_mix_holds_training_worded_easy_vqa_questions() -> None:
+    from moshivis.audio.tiny.refit import domain_texts
+    from moshivis.data.easy_vqa_wordings import parse_easy_vqa_question, wording_split
+
+    texts = domain_texts(200, 0.5, seed=3)
+    parsed = [parse_easy_vqa_question(t) for t in texts]
+    easy = [p for p in parsed if p is not None]
+    assert len(easy) == 100
+    split = wording_split()
+    assert all(p.template in split.wordings(p.intent, "train") for p in easy)  # never a held-out wording
+    assert domain_texts(200, 0.5, seed=3) == texts
+    with pytest.raises(ValueError, match="easy_vqa_share"):
+        domain_texts(10, 1.5)

@@ -1,0 +1,391 @@
+"""How well can a small dedicated model understand spoken easy-vqa questions from the codec's tokens, in
+wordings it never heard? The ceiling the embedded base could reach from the same input (issue 5).
+
+The embedded model hears the user only through the tiny codec's semantic codebook (codebook 0: k-means over
+causal Whisper tiny.en states). Spoken, it answers 73% of seen-wording questions and 52% of held-out-wording
+ones right, where typed it gets 99.6 / 94.0 (README). This script separates the two suspects:
+- the INPUT: do the codes carry a new wording's meaning at all?
+- the LEARNER: the language model's training on a few thousand spoken questions.
+
+It renders spoken questions (the project's TTS voices), encodes them with the shipped codec, and trains the
+same small transformer classifier (35 meanings: intent x colour / shape) on several views of the same
+utterances, training wordings only, then scores it on new renderings of training wordings and of held-out
+wordings, by the evaluation's training voices and by the held-out voice (flite slt):
+    codes        codebook 0 as the LM gets it (causal, quantised)
+    feats        the same causal Whisper states before k-means (what quantisation loses)
+    utt_codes    codebook 0 from one bidirectional pass over the utterance (what causality loses)
+    text         the question's SentencePiece pieces (what the typed model reads: the wording ceiling)
+    codes_mask   codes, with 15% of training frames masked and random crops (augmentation)
+    codes_causal codes, read as a language model reads them: causal attention, the last frame's state
+    text_causal  text pieces, the same causal reader
+    feats_causal the continuous states, the same causal reader
+    kmK / rvqSxK other semantic codebooks for the same causal states, fitted here on the training renderings'
+                 states: k-means with K codes, or an S-stage residual VQ with K codes a stage (the reader
+                 sums one embedding per stage). What a different codebook 0 would keep.
+    ckmK / crvqSxK the same, fitted on the codec's own training corpus instead (`--corpus N` general sentences
+                 of `audio.tiny.sentences` by the codec's training voices): a codebook a codec could ship,
+                 knowing nothing of this task
+    alt          codebook 0 of another codec (`--alt-codec DIR`, e.g. one from `moshivis.audio.tiny.refit`, which
+                 keeps the Whisper window and reference level, so the cached states stay valid)
+    mkmK         k-means fitted on both: the codec's corpus and the training renderings (a tiny-world codec
+                 whose codebook 0 has heard the tiny world's training wordings and voices, nothing held out)
+
+    python scripts/listening_ceiling.py --out runs/ceiling [--train 3000] [--test 300] [--workers 2] [--variants ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from moshivis.data.easy_vqa_wordings import (EASY_COLORS, EASY_ORIGINALS, EASY_SHAPES, _fill, parse_easy_vqa_question,
+                                             wording_split)
+
+SPLITS = ("seen_train_voices", "heldout_train_voices", "seen_slt", "heldout_slt")
+VARIANTS = ("codes", "feats", "utt_codes", "text", "codes_mask", "codes_causal", "text_causal", "feats_causal")
+
+
+def meanings() -> list[tuple[str, str | None]]:
+    """Every easy-vqa question meaning (intent, value): 35 in all."""
+    values = {"shape": [None], "color": ["shape", *EASY_SHAPES], "shape_of_color": list(EASY_COLORS),
+              "has_color": list(EASY_COLORS), "not_color": list(EASY_COLORS), "has_shape": list(EASY_SHAPES),
+              "not_shape": list(EASY_SHAPES)}
+    return [(intent, v) for intent in EASY_ORIGINALS for v in values[intent]]
+
+
+@dataclass
+class Item:
+    text: str
+    label: int  # index into meanings()
+    voice: str  # a make_tts spec
+    resample: float  # apply_resample factor (1: none)
+    lead_s: float  # silence before the question
+
+
+def draw_items(n: int, wordings: str, voices: list[str] | None, rng: random.Random) -> list[Item]:
+    """n questions: a meaning uniformly, then one of its `wordings` ("train" / "heldout") uniformly; voices
+    cycled from `voices` at nominal settings, or drawn like the codec's training voices (None)."""
+    from moshivis.audio.tiny.voices import draw_voice
+
+    table, split = meanings(), wording_split()
+    out = []
+    for i in range(n):
+        label = rng.randrange(len(table))
+        intent, value = table[label]
+        text = _fill(rng.choice(split.wordings(intent, wordings)), intent, value)
+        parsed = parse_easy_vqa_question(text)
+        assert parsed is not None and (parsed.intent, parsed.value) == (intent, value), text
+        if voices is None:
+            d = draw_voice(rng)
+            spec, factor = d.spec, d.resample_factor
+        else:
+            spec, factor = voices[i % len(voices)], 1.0
+        out.append(Item(text, label, spec, factor, round(rng.uniform(0.16, 0.6), 3)))
+    return out
+
+
+def _encode_worker(args: tuple[list[Item], str]) -> list[dict[str, torch.Tensor]]:
+    """Render and encode a chunk of items in one process (one thread): causal codes and states, and the
+    bidirectional pass's codes."""
+    items, codec_dir = args
+    torch.set_num_threads(1)
+    from moshivis.audio.tiny.codec import TinyCodec
+    from moshivis.audio.tiny.features import pad_to_frames, whisper_log10mel
+    from moshivis.audio.tiny.semantic import causal_features, utterance_features
+    from moshivis.audio.tiny.voices import apply_resample
+    from moshivis.audio.tts import make_tts
+
+    codec = TinyCodec.load(codec_dir)
+    cfg, voices, out = codec.config, {}, []
+    for it in items:
+        if it.voice not in voices:
+            voices[it.voice] = make_tts(it.voice)
+        audio = apply_resample(voices[it.voice].synthesize(it.text)[0], it.resample)
+        sr = 24000
+        wav = np.concatenate([np.zeros(int(it.lead_s * sr), np.float32), audio, np.zeros(int(0.4 * sr), np.float32)])
+        x = pad_to_frames(torch.from_numpy(wav)[None].float())
+        with torch.no_grad():
+            raw = whisper_log10mel(x)
+            feats = causal_features(codec.whisper, raw, cfg.whisper_window, cfg.whisper_ref_max)[0]
+            utt = utterance_features(codec.whisper, raw, cfg.whisper_ref_max)[0]
+            out.append({"codes": codec.semantic_codes(feats), "feats": feats.half(),
+                        "utt_codes": codec.semantic_codes(utt)})
+    return out
+
+
+def encode_items(items: list[Item], codec_dir: str, workers: int, desc: str) -> list[dict[str, torch.Tensor]]:
+    chunks = [items[i:i + 25] for i in range(0, len(items), 25)]
+    if workers <= 1:
+        return [r for c in tqdm(chunks, desc=desc) for r in _encode_worker((c, codec_dir))]
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(workers) as pool:
+        parts = list(tqdm(pool.imap(_encode_worker, [(c, codec_dir) for c in chunks]), total=len(chunks), desc=desc))
+    return [r for p in parts for r in p]
+
+
+class Reader(torch.nn.Module):
+    """A small pre-LN transformer encoder over one input view -> 35 meaning logits. Inputs: token ids
+    [B, T] (vocab > 0) or vectors [B, T, in_dim] (vocab 0); mask [B, T] True on real positions (a right-padded
+    prefix). causal: each position sees only the past, and the last real position's state is read (as an LM
+    would hold the question at its end); otherwise attention is two-way and the states are averaged."""
+
+    def __init__(self, vocab: int, in_dim: int, n_out: int, dim: int = 128, layers: int = 3, max_len: int = 128,
+                 causal: bool = False) -> None:
+        super().__init__()
+        self.causal = causal
+        self.inp = torch.nn.Embedding(vocab + 1, dim) if vocab else torch.nn.Linear(in_dim, dim)
+        self.pos = torch.nn.Parameter(torch.randn(max_len, dim) * 0.02)
+        layer = torch.nn.TransformerEncoderLayer(dim, 4, 4 * dim, dropout=0.1, batch_first=True, norm_first=True)
+        self.enc = torch.nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = torch.nn.Linear(dim, n_out)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        if h.dim() == 4:  # several codebooks a frame [B, T, S] (ids offset per stage): one summed embedding
+            h = h.sum(2)
+        h = h + self.pos[: x.shape[1]]
+        if self.causal:
+            t = x.shape[1]
+            h = self.enc(h, mask=torch.nn.Transformer.generate_square_subsequent_mask(t), is_causal=True)
+            return self.head(h[torch.arange(len(h)), mask.sum(1) - 1])
+        h = self.enc(h, src_key_padding_mask=~mask)
+        m = mask[..., None].float()
+        return self.head((h * m).sum(1) / m.sum(1).clamp_min(1.0))
+
+
+def batchify(seqs: list[torch.Tensor], pad: float | int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad [T_i] or [T_i, D] sequences -> ([B, T, ...], mask [B, T])."""
+    t = max(len(s) for s in seqs)
+    x = torch.full((len(seqs), t, *seqs[0].shape[1:]), pad, dtype=seqs[0].dtype)
+    mask = torch.zeros(len(seqs), t, dtype=torch.bool)
+    for i, s in enumerate(seqs):
+        x[i, : len(s)], mask[i, : len(s)] = s, True
+    return x, mask
+
+
+def augment(s: torch.Tensor, mask_token: int, rng: torch.Generator, p: float = 0.15) -> torch.Tensor:
+    """Codes [T]: drop up to 2 frames at each end and replace a share p of frames by mask_token."""
+    a = int(torch.randint(0, 3, (1,), generator=rng))
+    b = int(torch.randint(0, 3, (1,), generator=rng))
+    s = s[a: len(s) - b] if len(s) > a + b + 4 else s
+    hit = torch.rand(len(s), generator=rng) < p
+    return torch.where(hit, torch.full_like(s, mask_token), s)
+
+
+def train_reader(train_x: list[torch.Tensor], train_y: torch.Tensor, vocab: int, in_dim: int, seed: int,
+                 epochs: int = 30, batch: int = 64, aug: bool = False, causal: bool = False, dim: int = 96,
+                 layers: int = 2) -> Reader:
+    """AdamW, cosine schedule, label smoothing 0.05 (as the feasibility study's reader)."""
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    model = Reader(vocab, in_dim, len(meanings()), dim=dim, layers=layers, causal=causal)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    steps = epochs * math.ceil(len(train_x) / batch)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(train_x), generator=g)
+        for i in range(0, len(order), batch):
+            idx = order[i:i + batch].tolist()
+            seqs = [augment(train_x[j], vocab, g) if aug else train_x[j] for j in idx]
+            x, m = batchify(seqs, vocab if vocab else 0.0)
+            loss = torch.nn.functional.cross_entropy(model(x, m), train_y[idx], label_smoothing=0.05)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def predict(model: Reader, xs: list[torch.Tensor], vocab: int) -> torch.Tensor:
+    """-> predicted meaning index per sequence [N]."""
+    out = []
+    for i in range(0, len(xs), 128):
+        x, m = batchify(xs[i:i + 128], vocab if vocab else 0.0)
+        out.append(model(x, m).argmax(-1))
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+
+
+def accuracy(model: Reader, xs: list[torch.Tensor], ys: torch.Tensor, vocab: int) -> float:
+    return 100.0 * float((predict(model, xs, vocab) == ys).float().mean()) if len(xs) else 0.0
+
+
+def polarity_accuracy(pred: torch.Tensor, ys: torch.Tensor) -> float:
+    """Among yes/no questions (has_* / not_*), the share whose predicted meaning has the right polarity
+    (and is a yes/no meaning at all): the part of the meaning the embedded model gets wrong most."""
+    table = meanings()
+    pol = {i: ("not" if intent.startswith("not_") else "has") for i, (intent, _) in enumerate(table)
+           if intent.startswith(("has_", "not_"))}
+    rows = [i for i, y in enumerate(ys.tolist()) if y in pol]
+    if not rows:
+        return float("nan")
+    return 100.0 * sum(pol.get(int(pred[i])) == pol[int(ys[i])] for i in rows) / len(rows)
+
+
+def quantizer_spec(variant: str) -> tuple[int, int] | None:
+    """"km2048" / "ckm2048" -> (1, 2048); "rvq2x512" / "crvq2x512" -> (2, 512); other variants -> None."""
+    if m := re.fullmatch(r"[cm]?km(\d+)", variant):
+        return 1, int(m[1])
+    if m := re.fullmatch(r"c?rvq(\d+)x(\d+)", variant):
+        return int(m[1]), int(m[2])
+    return None
+
+
+def corpus_items(n: int, seed: int = 0) -> list[Item]:
+    """n of the codec's training sentences (`audio.tiny.sentences`, train side), voices drawn as the codec's
+    training draws them; label unused (0)."""
+    from moshivis.audio.tiny.sentences import sentences
+    from moshivis.audio.tiny.voices import draw_voice
+
+    rng = random.Random(f"listening-ceiling-corpus:{seed}")
+    out = []
+    for text in sentences(n, seed, "train"):
+        d = draw_voice(rng)
+        out.append(Item(text, 0, d.spec, d.resample_factor, round(rng.uniform(0.16, 0.6), 3)))
+    return out
+
+
+def fit_quantizer(train_feats: list[torch.Tensor], stages: int, k: int, seed: int = 0,
+                  max_vectors: int = 120_000) -> torch.Tensor:
+    """k-means (stages 1) or greedy RVQ on the training renderings' causal states -> books [S, K, 384]."""
+    from moshivis.audio.tiny.kmeans import train_rvq
+
+    x = torch.cat(train_feats).float()
+    if len(x) > max_vectors:
+        x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:max_vectors]]
+    return train_rvq(x, k, stages, iters=20, seed=seed)
+
+
+def quantize(feats: list[torch.Tensor], books: torch.Tensor) -> list[torch.Tensor]:
+    """states [T, 384] -> ids [T, S], stage s offset by s K (one embedding table for all stages)."""
+    from moshivis.audio.tiny.kmeans import rvq_encode
+
+    s, k = books.shape[:2]
+    offset = torch.arange(s) * k
+    return [rvq_encode(f.float(), books) + offset for f in feats]
+
+
+def view(rows: list[dict[str, torch.Tensor]], items: list[Item], variant: str, sp) -> list[torch.Tensor]:  # noqa: ANN001
+    if variant.startswith("text"):
+        return [torch.tensor(sp.encode(it.text), dtype=torch.long) for it in items]
+    key = {"codes_mask": "codes", "codes_causal": "codes", "feats_causal": "feats"}.get(variant, variant)
+    return [r[key].float() if key == "feats" else r[key].long() for r in rows]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="runs/ceiling")
+    ap.add_argument("--codec", default="tinyworld/codec")
+    ap.add_argument("--tokenizer", default="tinyworld/bundle/tokenizer.model")
+    ap.add_argument("--train", type=int, default=3000)
+    ap.add_argument("--test", type=int, default=300)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--alt-codec", default=None, help="codec folder for the alt variant")
+    ap.add_argument("--corpus", type=int, default=2400, help="codec-corpus utterances for the ckm / crvq variants")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--train-subset", type=int, default=0,
+                    help="train the readers on the first N training renderings only (a learning-curve point)")
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--dim", type=int, default=96)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for the readers' training")
+    ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from moshivis.audio.tiny.voices import EVAL_HELD_OUT_VOICES, EVAL_TRAIN_VOICES
+
+    rng = random.Random(0)
+    sets = {"train": draw_items(args.train, "train", None, rng),
+            "seen_train_voices": draw_items(args.test, "train", list(EVAL_TRAIN_VOICES), rng),
+            "heldout_train_voices": draw_items(args.test, "heldout", list(EVAL_TRAIN_VOICES), rng),
+            "seen_slt": draw_items(args.test, "train", list(EVAL_HELD_OUT_VOICES), rng),
+            "heldout_slt": draw_items(args.test, "heldout", list(EVAL_HELD_OUT_VOICES), rng)}
+    cache = out / f"encoded_{args.train}_{args.test}.pt"
+    if cache.exists():
+        encoded = torch.load(cache)
+    else:
+        encoded = {k: encode_items(v, args.codec, args.workers, f"encode {k}") for k, v in sets.items()}
+        torch.save(encoded, cache)
+    if "alt" in args.variants and not args.alt_codec:
+        ap.error("the alt variant needs --alt-codec DIR")
+    if any(v.startswith(("c", "m")) and quantizer_spec(v) for v in args.variants):
+        corpus_cache = out / f"corpus_{args.corpus}.pt"
+        if corpus_cache.exists():
+            corpus = torch.load(corpus_cache)
+        else:
+            corpus = encode_items(corpus_items(args.corpus), args.codec, args.workers, "encode corpus")
+            torch.save(corpus, corpus_cache)
+    if args.train_subset:
+        if not 0 < args.train_subset <= len(sets["train"]):
+            ap.error(f"--train-subset must be in 1..{len(sets['train'])}")
+        sets["train"], encoded["train"] = sets["train"][:args.train_subset], encoded["train"][:args.train_subset]
+    import sentencepiece
+
+    torch.set_num_threads(args.threads)
+    sp = sentencepiece.SentencePieceProcessor(model_file=args.tokenizer)
+    ys = {k: torch.tensor([it.label for it in v]) for k, v in sets.items()}
+    frames = [len(r["codes"]) for r in encoded["train"]]
+    results: dict[str, dict[str, list[float]]] = {}
+    for variant in args.variants:
+        vocab = sp.get_piece_size() if variant.startswith("text") else (0 if variant.startswith("feats") else 512)
+        if variant == "alt":
+            from moshivis.audio.tiny.codec import TinyCodec
+
+            alt = TinyCodec.load(args.alt_codec)
+            ref = TinyCodec.load(args.codec)
+            if (alt.config.whisper_window, alt.config.whisper_ref_max) != (ref.config.whisper_window,
+                                                                           ref.config.whisper_ref_max):
+                raise ValueError(f"{args.alt_codec}: its Whisper window / reference level differ from {args.codec}'s, "
+                                 "so the cached states do not apply")
+            vocab = alt.semantic.shape[0]
+            xs = {k: [alt.semantic_codes(r["feats"].float()) for r in encoded[k]] for k in sets}
+        elif (q := quantizer_spec(variant)) is not None:
+            if variant.startswith("c"):
+                fit_on = corpus
+            elif variant.startswith("m"):
+                fit_on = corpus + encoded["train"]
+            else:
+                fit_on = encoded["train"]
+            books = fit_quantizer([r["feats"] for r in fit_on], *q)
+            vocab = q[0] * q[1]
+            xs = {k: quantize([r["feats"] for r in encoded[k]], books) for k in sets}
+        else:
+            xs = {k: view(encoded[k], sets[k], variant, sp) for k in sets}
+        results[variant] = {k: [] for k in ("train", *SPLITS, *(f"polarity_{s}" for s in SPLITS))}
+        for seed in tqdm(range(args.seeds), desc=variant):
+            model = train_reader(xs["train"], ys["train"], vocab, 384, seed, args.epochs, aug=variant == "codes_mask",
+                                 causal=variant.endswith("_causal"), dim=args.dim, layers=args.layers)
+            for k in ("train", *SPLITS):
+                pred = predict(model, xs[k], vocab)
+                results[variant][k].append(100.0 * float((pred == ys[k]).float().mean()))
+                if k != "train":
+                    results[variant][f"polarity_{k}"].append(polarity_accuracy(pred, ys[k]))
+        print(variant, {k: round(float(np.mean(v)), 1) for k, v in results[variant].items()}, flush=True)
+    summary = {"train_items": len(sets["train"]), "test_items": args.test, "seeds": args.seeds, "epochs": args.epochs,
+               "reader": {"dim": args.dim, "layers": args.layers},
+               "mean_frames": float(np.mean(frames)), "meanings": len(meanings()),
+               "accuracy_mean": {v: {k: round(float(np.mean(a)), 1) for k, a in r.items()} for v, r in results.items()},
+               "accuracy_runs": results}
+    subset = f"_n{args.train_subset}" if args.train_subset else ""
+    (out / f"summary_{'_'.join(args.variants)}{subset}.json").write_text(json.dumps(summary, indent=1))
+    cols = ("train", *SPLITS, "polarity_heldout_train_voices")
+    print("| view | " + " | ".join(cols) + " |")
+    for v, r in summary["accuracy_mean"].items():
+        print(f"| {v} | " + " | ".join(f"{r[k]:.1f}" for k in cols) + " |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

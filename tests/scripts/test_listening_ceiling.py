@@ -1,0 +1,150 @@
+"""scripts/listening_ceiling.py: the meaning table, item drawing by wording split, the reader (causal and
+two-way), augmentation, and that training learns a label the input carries (and not one it does not)."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import sys
+from pathlib import Path
+
+import torch
+
+from moshivis.data.easy_vqa_wordings import parse_easy_vqa_question, wording_split
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "listening_ceiling.py"
+
+
+def load():  # noqa: ANN201
+    spec = importlib.util.spec_from_file_location("listening_ceiling", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["listening_ceiling"] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_meanings_are_the_35_distinct_intents_and_values():
+    m = load()
+    table = m.meanings()
+    assert len(table) == len(set(table)) == 35
+    assert ("not_color", "teal") in table and ("shape", None) in table
+
+
+def test_items_use_only_their_wording_split_and_carry_their_meaning():
+    m = load()
+    split = wording_split()
+    for which in ("train", "heldout"):
+        items = m.draw_items(200, which, ["flite:kal"], random.Random(1))
+        for it in items:
+            parsed = parse_easy_vqa_question(it.text)
+            assert (parsed.intent, parsed.value) == m.meanings()[it.label]
+            assert parsed.template in split.wordings(parsed.intent, which)
+            assert it.voice == "flite:kal" and it.resample == 1.0
+    drawn = m.draw_items(50, "train", None, random.Random(2))
+    assert all(not it.voice.startswith("flite:slt") for it in drawn)  # the held-out family never trains
+
+
+def test_causal_reader_ignores_the_future_and_padding():
+    m = load()
+    torch.manual_seed(0)
+    r = m.Reader(20, 0, 5, dim=32, layers=2, causal=True).eval()
+    x = torch.randint(0, 20, (1, 9))
+    full = torch.ones(1, 9, dtype=torch.bool)
+    with torch.no_grad():
+        # the state read at position 5 of a 6-long prefix equals that of the same prefix padded with junk
+        a = r(x[:, :6], full[:, :6])
+        padded = torch.cat([x[:, :6], torch.randint(0, 20, (1, 3))], 1)
+        b = r(padded, torch.tensor([[True] * 6 + [False] * 3]))
+    assert torch.allclose(a, b, atol=1e-5)
+    two_way = m.Reader(20, 0, 5, dim=32, layers=2).eval()
+    with torch.no_grad():
+        c = two_way(padded, torch.tensor([[True] * 6 + [False] * 3]))
+        d = two_way(torch.cat([x[:, :6], torch.randint(0, 20, (1, 3))], 1), torch.tensor([[True] * 6 + [False] * 3]))
+    assert torch.allclose(c, d, atol=1e-5)  # padding is masked in the two-way reader too
+
+
+def test_augment_masks_about_p_and_crops_at_most_two_each_side():
+    m = load()
+    g = torch.Generator().manual_seed(0)
+    s = torch.arange(100)
+    outs = [m.augment(s, 999, g, p=0.2) for _ in range(50)]
+    assert all(96 <= len(o) <= 100 for o in outs)
+    share = sum(int((o == 999).sum()) for o in outs) / sum(len(o) for o in outs)
+    assert 0.15 < share < 0.25
+
+
+def test_training_learns_a_carried_label_and_not_noise():
+    m = load()
+    g = torch.Generator().manual_seed(0)
+    # label = which of 3 marker tokens appears somewhere in a random sequence of other tokens
+    xs, ys = [], []
+    for _ in range(240):
+        seq = torch.randint(3, 30, (int(torch.randint(6, 12, (1,), generator=g)),), generator=g)
+        y = int(torch.randint(0, 3, (1,), generator=g))
+        seq[int(torch.randint(0, len(seq), (1,), generator=g))] = y
+        xs.append(seq)
+        ys.append(y)
+    y = torch.tensor(ys)
+    model = m.train_reader(xs[:200], y[:200], 30, 0, seed=0, epochs=15, batch=32)
+    assert m.accuracy(model, xs[200:], y[200:], 30) > 90
+    noise = torch.randint(0, 3, (240,), generator=g)
+    model = m.train_reader(xs[:200], noise[:200], 30, 0, seed=0, epochs=15, batch=32)
+    assert m.accuracy(model, xs[200:], noise[200:], 30) < 60
+
+
+def test_polarity_accuracy_counts_yes_no_questions_only():
+    m = load()
+    table = m.meanings()
+    has_red, not_red = table.index(("has_color", "red")), table.index(("not_color", "red"))
+    has_blue, shape = table.index(("has_color", "blue")), table.index(("shape", None))
+    ys = torch.tensor([has_red, not_red, has_red, shape])
+    pred = torch.tensor([has_blue, has_red, shape, has_red])  # right, wrong, not yes/no, ignored
+    assert abs(m.polarity_accuracy(pred, ys) - 100 / 3) < 1e-6
+
+
+def test_quantizer_variants_parse_fit_and_offset_their_stages():
+    m = load()
+    assert m.quantizer_spec("km2048") == (1, 2048) and m.quantizer_spec("rvq2x512") == (2, 512)
+    assert m.quantizer_spec("codes") is None
+    g = torch.Generator().manual_seed(0)
+    feats = [torch.randn(int(n), 384, generator=g) for n in torch.randint(5, 15, (20,), generator=g)]
+    books = m.fit_quantizer(feats, 2, 8)
+    assert books.shape == (2, 8, 384)
+    ids = m.quantize(feats[:3], books)
+    assert [t.shape for t in ids] == [(len(f), 2) for f in feats[:3]]
+    assert ids[0][:, 0].max() < 8 and ids[0][:, 1].min() >= 8 and ids[0][:, 1].max() < 16
+    r = m.Reader(16, 0, 5, dim=32, layers=1).eval()
+    x, mask = m.batchify(ids, 16)
+    assert r(x, mask).shape == (3, 5)
+
+
+def test_corpus_items_are_codec_training_sentences_by_training_voices():
+    m = load()
+    items = m.corpus_items(30)
+    assert len(items) == 30 and all(it.voice.split(":")[0] in ("piper", "flite", "espeak") for it in items)
+    assert all(not it.voice.startswith("flite:slt") for it in items)
+    assert m.quantizer_spec("ckm2048") == (1, 2048) and m.quantizer_spec("crvq2x512") == (2, 512)
+
+
+def test_main_runs_every_kind_of_view_from_a_cache(tmp_path, monkeypatch, capsys):
+    """The whole script on a cache of made-up codes and states (no TTS, no codec): each view trains, scores
+    every split and lands in the summary."""
+    m = load()
+    g = torch.Generator().manual_seed(0)
+    sizes = {"train": 40, "seen_train_voices": 6, "heldout_train_voices": 6, "seen_slt": 6, "heldout_slt": 6}
+
+    def row():
+        n = int(torch.randint(5, 12, (1,), generator=g))
+        return {"codes": torch.randint(0, 512, (n,), generator=g), "feats": torch.randn(n, 384, generator=g).half(),
+                "utt_codes": torch.randint(0, 512, (n,), generator=g)}
+
+    torch.save({k: [row() for _ in range(n)] for k, n in sizes.items()}, tmp_path / "encoded_40_6.pt")
+    variants = ["codes_causal", "feats", "text", "km8"]
+    monkeypatch.setattr(sys, "argv", ["listening_ceiling.py", "--out", str(tmp_path), "--train", "40", "--test", "6",
+                                      "--seeds", "1", "--epochs", "1", "--variants", *variants])
+    m.main()
+    summary = __import__("json").loads((tmp_path / "summary_codes_causal_feats_text_km8.json").read_text())
+    assert set(summary["accuracy_mean"]) == set(variants)
+    for r in summary["accuracy_mean"].values():
+        assert 0 <= r["seen_train_voices"] <= 100 and "polarity_heldout_slt" in r
+    assert "| km8 |" in capsys.readouterr().out
