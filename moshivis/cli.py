@@ -267,6 +267,7 @@ def cmd_tinyworld(args: argparse.Namespace) -> int:
                        subframe_phases=args.subframe_phases, text_lead=args.text_lead,
                        hide_moshi_audio=args.hide_moshi_audio, listen_key_weight=args.listen_key_weight,
                        listen_user_dropout=args.listen_user_dropout, adapter_lend_images=args.adapter_lend_images,
+                       codec_refit_utterances=args.codec_refit,
                        **({} if args.listen_steps is None else {"listen_steps": args.listen_steps}))
     stages = tuple(args.stages) if args.stages else STAGES
     result = build(cfg, stages=stages, force=args.force)
@@ -507,6 +508,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--reuse-shipped", action="store_true",
                    help="keep the shipped codec and vision tower (tinyworld/codec, tinyworld/vision) instead of "
                         "retraining them")
+    b.add_argument("--codec-refit", type=int, default=0, metavar="N",
+                   help="N > 0: refit the codec's codebook 0 on N utterances of its sentences and training-worded "
+                        "easy-vqa questions (moshivis.audio.tiny.refit; README, stop 26) and build on that codec")
     b.add_argument("--serial", action="store_true",
                    help="run the synth stages (base_data, image_data, adapter_data) one after the other")
     b.add_argument("--adapter-data-seed-offset", type=int, default=1,

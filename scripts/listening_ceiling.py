@@ -31,6 +31,11 @@ wordings, by the evaluation's training voices and by the held-out voice (flite s
                  whose codebook 0 has heard the tiny world's training wordings and voices, nothing held out)
 
     python scripts/listening_ceiling.py --out runs/ceiling [--train 3000] [--test 300] [--workers 2] [--variants ...]
+        [--train-subset N] [--wording-fraction F] [--alt-codec DIR]
+
+Encoded utterances are cached in --out, so later runs with other variants only train readers (about 2 min
+each on one thread). --train-subset and --wording-fraction give learning-curve points: fewer renderings, or
+renderings of fewer training wordings.
 """
 
 from __future__ import annotations
@@ -121,6 +126,16 @@ def _encode_worker(args: tuple[list[Item], str]) -> list[dict[str, torch.Tensor]
             out.append({"codes": codec.semantic_codes(feats), "feats": feats.half(),
                         "utt_codes": codec.semantic_codes(utt)})
     return out
+
+
+def wording_subset(fraction: float, seed: int = 0) -> set[str]:
+    """A seeded share of each intent's TRAINING wordings (at least one per intent): the templates kept."""
+    split, kept = wording_split(), set()
+    for intent in EASY_ORIGINALS:
+        order = sorted(split.wordings(intent, "train"))
+        random.Random(f"listening-ceiling-wordings|{seed}|{intent}").shuffle(order)
+        kept.update(order[:max(1, round(fraction * len(order)))])
+    return kept
 
 
 def encode_items(items: list[Item], codec_dir: str, workers: int, desc: str) -> list[dict[str, torch.Tensor]]:
@@ -295,6 +310,9 @@ def main() -> None:
     ap.add_argument("--alt-codec", default=None, help="codec folder for the alt variant")
     ap.add_argument("--corpus", type=int, default=2400, help="codec-corpus utterances for the ckm / crvq variants")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--wording-fraction", type=float, default=1.0,
+                    help="train only on renderings of this share of each intent's training wordings (seeded); "
+                         "with --train-subset, compare with all wordings at the same number of renderings")
     ap.add_argument("--train-subset", type=int, default=0,
                     help="train the readers on the first N training renderings only (a learning-curve point)")
     ap.add_argument("--epochs", type=int, default=20)
@@ -328,6 +346,13 @@ def main() -> None:
         else:
             corpus = encode_items(corpus_items(args.corpus), args.codec, args.workers, "encode corpus")
             torch.save(corpus, corpus_cache)
+    if args.wording_fraction < 1.0:
+        if not 0.0 < args.wording_fraction < 1.0:
+            ap.error("--wording-fraction must be in (0, 1]")
+        kept = wording_subset(args.wording_fraction)
+        keep = [i for i, it in enumerate(sets["train"]) if parse_easy_vqa_question(it.text).template in kept]
+        sets["train"], encoded["train"] = [sets["train"][i] for i in keep], [encoded["train"][i] for i in keep]
+        print(f"--wording-fraction {args.wording_fraction}: {len(keep)} training renderings kept", flush=True)
     if args.train_subset:
         if not 0 < args.train_subset <= len(sets["train"]):
             ap.error(f"--train-subset must be in 1..{len(sets['train'])}")
@@ -374,12 +399,13 @@ def main() -> None:
                 if k != "train":
                     results[variant][f"polarity_{k}"].append(polarity_accuracy(pred, ys[k]))
         print(variant, {k: round(float(np.mean(v)), 1) for k, v in results[variant].items()}, flush=True)
-    summary = {"train_items": len(sets["train"]), "test_items": args.test, "seeds": args.seeds, "epochs": args.epochs,
+    summary = {"train_items": len(sets["train"]), "wording_fraction": args.wording_fraction, "test_items": args.test, "seeds": args.seeds, "epochs": args.epochs,
                "reader": {"dim": args.dim, "layers": args.layers},
                "mean_frames": float(np.mean(frames)), "meanings": len(meanings()),
                "accuracy_mean": {v: {k: round(float(np.mean(a)), 1) for k, a in r.items()} for v, r in results.items()},
                "accuracy_runs": results}
-    subset = f"_n{args.train_subset}" if args.train_subset else ""
+    subset = (f"_w{args.wording_fraction:g}" if args.wording_fraction < 1.0 else "") + \
+        (f"_n{args.train_subset}" if args.train_subset else "")
     (out / f"summary_{'_'.join(args.variants)}{subset}.json").write_text(json.dumps(summary, indent=1))
     cols = ("train", *SPLITS, "polarity_heldout_train_voices")
     print("| view | " + " | ".join(cols) + " |")

@@ -37,13 +37,25 @@ def stage_codec(stage: Stage) -> dict[str, Any]:
 
     cfg, out = stage.cfg, _artefact(stage, "codec")
     if cfg.reuse_shipped and (out / "tiny_codec.safetensors").is_file():
-        return {"codec": str(out), "reused": True}
-    kw: dict[str, Any] = dict(n_sentences=1200, minutes_budget=cfg.codec_minutes)
-    if cfg.smoke:
-        kw = dict(n_sentences=10, minutes_budget=cfg.codec_minutes, semantic_k=8, acoustic_k=8, pca_dim=16,
-                  semantic_utterances=6, kmeans_iters=2, workers=1)
-    train_tiny_codec(out, seed=cfg.seed, **kw)
-    return {"codec": str(out)}
+        result: dict[str, Any] = {"codec": str(out), "reused": True}
+    else:
+        kw: dict[str, Any] = dict(n_sentences=1200, minutes_budget=cfg.codec_minutes)
+        if cfg.smoke:
+            kw = dict(n_sentences=10, minutes_budget=cfg.codec_minutes, semantic_k=8, acoustic_k=8, pca_dim=16,
+                      semantic_utterances=6, kmeans_iters=2, workers=1)
+        train_tiny_codec(out, seed=cfg.seed, **kw)
+        result = {"codec": str(out)}
+    if cfg.codec_refit_utterances:
+        from ..audio.tiny.codec import TinyCodec
+        from ..audio.tiny.refit import build as refit_codebook0
+
+        # Into the work folder, never over the codec it refits (with reuse_shipped that is the shipped one).
+        refit = Path(cfg.work) / "codec_refit"
+        k = TinyCodec.load(out).config.semantic_k
+        refit_codebook0(out, refit, utterances=cfg.codec_refit_utterances, k=k, seed=cfg.seed,
+                        workers=1 if cfg.smoke else 2, log=lambda s: None, progress=not cfg.smoke)
+        result = {**result, "codec": str(refit), "refit_of": str(out)}
+    return result
 
 
 def stage_vision(stage: Stage) -> dict[str, Any]:

@@ -148,3 +148,22 @@ def test_main_runs_every_kind_of_view_from_a_cache(tmp_path, monkeypatch, capsys
     for r in summary["accuracy_mean"].values():
         assert 0 <= r["seen_train_voices"] <= 100 and "polarity_heldout_slt" in r
     assert "| km8 |" in capsys.readouterr().out
+    # a share of the training wordings, then the same number of renderings: its own summary, fewer items
+    monkeypatch.setattr(sys, "argv", ["listening_ceiling.py", "--out", str(tmp_path), "--train", "40", "--test", "6",
+                                      "--seeds", "1", "--epochs", "1", "--variants", "codes", "--wording-fraction",
+                                      "0.5", "--train-subset", "5"])
+    m.main()
+    half = __import__("json").loads((tmp_path / "summary_codes_w0.5_n5.json").read_text())
+    assert half["train_items"] == 5 and half["wording_fraction"] == 0.5
+
+
+def test_wording_subset_keeps_a_share_of_each_intents_training_wordings():
+    m = load()
+    split = wording_split()
+    half = m.wording_subset(0.5)
+    for intent in ("shape", "color", "has_color", "not_shape"):
+        train = split.wordings(intent, "train")
+        kept = [t for t in train if t in half]
+        assert len(kept) == max(1, round(0.5 * len(train)))
+    assert not half & {t for i in ("has_color", "not_color") for t in split.wordings(i, "heldout")}
+    assert m.wording_subset(0.5) == half and m.wording_subset(0.5, seed=1) != half
