@@ -31,11 +31,12 @@ wordings, by the evaluation's training voices and by the held-out voice (flite s
                  whose codebook 0 has heard the tiny world's training wordings and voices, nothing held out)
 
     python scripts/listening_ceiling.py --out runs/ceiling [--train 3000] [--test 300] [--workers 2] [--variants ...]
-        [--train-subset N] [--wording-fraction F] [--alt-codec DIR]
+        [--train-subset N] [--wording-fraction F] [--extra drills:N|train:N] [--alt-codec DIR]
 
 Encoded utterances are cached in --out, so later runs with other variants only train readers (about 2 min
 each on one thread). --train-subset and --wording-fraction give learning-curve points: fewer renderings, or
-renderings of fewer training wordings.
+renderings of fewer training wordings; --extra adds yes/no renderings in new (drill) wordings, or the same
+number in training wordings as the control.
 """
 
 from __future__ import annotations
@@ -53,19 +54,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from moshivis.data.easy_vqa_wordings import (EASY_COLORS, EASY_ORIGINALS, EASY_SHAPES, _fill, parse_easy_vqa_question,
-                                             wording_split)
+from moshivis.data.easy_vqa_wordings import (EASY_ORIGINALS, easy_vqa_meanings, fill_wording,
+                                             parse_easy_vqa_question, wording_split)
 
 SPLITS = ("seen_train_voices", "heldout_train_voices", "seen_slt", "heldout_slt")
 VARIANTS = ("codes", "feats", "utt_codes", "text", "codes_mask", "codes_causal", "text_causal", "feats_causal")
 
 
 def meanings() -> list[tuple[str, str | None]]:
-    """Every easy-vqa question meaning (intent, value): 35 in all."""
-    values = {"shape": [None], "color": ["shape", *EASY_SHAPES], "shape_of_color": list(EASY_COLORS),
-              "has_color": list(EASY_COLORS), "not_color": list(EASY_COLORS), "has_shape": list(EASY_SHAPES),
-              "not_shape": list(EASY_SHAPES)}
-    return [(intent, v) for intent in EASY_ORIGINALS for v in values[intent]]
+    """The readers' 35 classes: every easy-vqa question meaning (intent, value)."""
+    return easy_vqa_meanings()
 
 
 @dataclass
@@ -77,19 +75,33 @@ class Item:
     lead_s: float  # silence before the question
 
 
-def draw_items(n: int, wordings: str, voices: list[str] | None, rng: random.Random) -> list[Item]:
-    """n questions: a meaning uniformly, then one of its `wordings` ("train" / "heldout") uniformly; voices
+YES_NO = ("has_color", "not_color", "has_shape", "not_shape")
+
+
+def draw_items(n: int, wordings: str, voices: list[str] | None, rng: random.Random,
+               yes_no_only: bool = False) -> list[Item]:
+    """n questions: a meaning uniformly (only yes/no ones if `yes_no_only`), then one of its `wordings`
+    uniformly: "train" / "heldout" (`wording_split`), or "drills" (`data.easy_vqa_drills`: yes/no wordings
+    rebuilt from the training wordings' parts, at least 2 word edits from every held-out wording). Voices
     cycled from `voices` at nominal settings, or drawn like the codec's training voices (None)."""
     from moshivis.audio.tiny.voices import draw_voice
+    from moshivis.data.easy_vqa_drills import drill_wordings
 
     table, split = meanings(), wording_split()
+    if wordings == "drills" and not yes_no_only:
+        raise ValueError("drill wordings exist for yes/no intents only: draw them with yes_no_only=True")
+    labels = [i for i, (intent, _) in enumerate(table) if intent in YES_NO]
     out = []
     for i in range(n):
-        label = rng.randrange(len(table))
+        label = rng.choice(labels) if yes_no_only else rng.randrange(len(table))
         intent, value = table[label]
-        text = _fill(rng.choice(split.wordings(intent, wordings)), intent, value)
+        templates = drill_wordings()[intent] if wordings == "drills" else split.wordings(intent, wordings)
+        text = fill_wording(rng.choice(templates), intent, value)
         parsed = parse_easy_vqa_question(text)
-        assert parsed is not None and (parsed.intent, parsed.value) == (intent, value), text
+        if wordings == "drills":
+            assert parsed is None, f"a drill must be in no wording table: {text}"
+        else:
+            assert parsed is not None and (parsed.intent, parsed.value) == (intent, value), text
         if voices is None:
             d = draw_voice(rng)
             spec, factor = d.spec, d.resample_factor
@@ -310,6 +322,9 @@ def main() -> None:
     ap.add_argument("--alt-codec", default=None, help="codec folder for the alt variant")
     ap.add_argument("--corpus", type=int, default=2400, help="codec-corpus utterances for the ckm / crvq variants")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--extra", default="",
+                    help="drills:N or train:N: add N yes/no renderings in drill wordings (data.easy_vqa_drills) "
+                         "or in training wordings (the control) to the training set")
     ap.add_argument("--wording-fraction", type=float, default=1.0,
                     help="train only on renderings of this share of each intent's training wordings (seeded); "
                          "with --train-subset, compare with all wordings at the same number of renderings")
@@ -346,6 +361,20 @@ def main() -> None:
         else:
             corpus = encode_items(corpus_items(args.corpus), args.codec, args.workers, "encode corpus")
             torch.save(corpus, corpus_cache)
+    extra_name = ""
+    if args.extra:
+        kind, _, count = args.extra.partition(":")
+        if kind not in ("drills", "train") or not count.isdigit():
+            ap.error(f"--extra takes drills:N or train:N, got {args.extra!r}")
+        extra_items = draw_items(int(count), kind, None, random.Random(f"listening-ceiling-extra:{kind}"),
+                                 yes_no_only=True)
+        extra_cache = out / f"extra_{kind}_{count}.pt"
+        if extra_cache.exists():
+            extra_rows = torch.load(extra_cache)
+        else:
+            extra_rows = encode_items(extra_items, args.codec, args.workers, f"encode extra {kind}")
+            torch.save(extra_rows, extra_cache)
+        extra_name = f"_x{kind}{count}"
     if args.wording_fraction < 1.0:
         if not 0.0 < args.wording_fraction < 1.0:
             ap.error("--wording-fraction must be in (0, 1]")
@@ -357,6 +386,8 @@ def main() -> None:
         if not 0 < args.train_subset <= len(sets["train"]):
             ap.error(f"--train-subset must be in 1..{len(sets['train'])}")
         sets["train"], encoded["train"] = sets["train"][:args.train_subset], encoded["train"][:args.train_subset]
+    if args.extra:  # after the subsets: they select among the main training renderings only
+        sets["train"], encoded["train"] = sets["train"] + extra_items, encoded["train"] + extra_rows
     import sentencepiece
 
     torch.set_num_threads(args.threads)
@@ -405,7 +436,7 @@ def main() -> None:
                "accuracy_mean": {v: {k: round(float(np.mean(a)), 1) for k, a in r.items()} for v, r in results.items()},
                "accuracy_runs": results}
     subset = (f"_w{args.wording_fraction:g}" if args.wording_fraction < 1.0 else "") + \
-        (f"_n{args.train_subset}" if args.train_subset else "")
+        (f"_n{args.train_subset}" if args.train_subset else "") + extra_name
     (out / f"summary_{'_'.join(args.variants)}{subset}.json").write_text(json.dumps(summary, indent=1))
     cols = ("train", *SPLITS, "polarity_heldout_train_voices")
     print("| view | " + " | ".join(cols) + " |")

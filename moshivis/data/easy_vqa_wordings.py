@@ -61,6 +61,16 @@ EASY_PARAPHRASES: dict[str, tuple[str, ...]] = {
 }
 
 
+def easy_vqa_meanings() -> list[tuple[str, str | None]]:
+    """Every easy-vqa question meaning (intent, the value its placeholder takes): 35 in all, in a fixed
+    order (intents as in EASY_ORIGINALS, then colours / shapes as listed)."""
+    values: dict[str, list[str | None]] = {
+        "shape": [None], "color": ["shape", *EASY_SHAPES], "shape_of_color": list(EASY_COLORS),
+        "has_color": list(EASY_COLORS), "not_color": list(EASY_COLORS), "has_shape": list(EASY_SHAPES),
+        "not_shape": list(EASY_SHAPES)}
+    return [(intent, v) for intent in EASY_ORIGINALS for v in values[intent]]
+
+
 @dataclass(frozen=True)
 class EasyVqaQuestion:
     """A parsed easy-vqa question: intent (a key of EASY_ORIGINALS), the colour / shape / subject it
@@ -71,10 +81,11 @@ class EasyVqaQuestion:
     template: str
 
     def fill(self, template: str) -> str:
-        return _fill(template, self.intent, self.value)
+        return fill_wording(template, self.intent, self.value)
 
 
-def _fill(template: str, intent: str, value: str | None) -> str:
+def fill_wording(template: str, intent: str, value: str | None) -> str:
+    """A wording template with its placeholder ({color} / {shape} / {subject}) set to `value`."""
     key = {"color": "subject", "shape_of_color": "color", "has_color": "color", "not_color": "color",
            "has_shape": "shape", "not_shape": "shape"}.get(intent)
     return template.format(**{key: value}) if key is not None else template

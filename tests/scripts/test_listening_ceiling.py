@@ -8,6 +8,7 @@ import random
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from moshivis.data.easy_vqa_wordings import parse_easy_vqa_question, wording_split
@@ -167,3 +168,19 @@ def test_wording_subset_keeps_a_share_of_each_intents_training_wordings():
         assert len(kept) == max(1, round(0.5 * len(train)))
     assert not half & {t for i in ("has_color", "not_color") for t in split.wordings(i, "heldout")}
     assert m.wording_subset(0.5) == half and m.wording_subset(0.5, seed=1) != half
+
+
+def test_extra_yes_no_items_in_drill_or_training_wordings():
+    m = load()
+    from moshivis.data.easy_vqa_drills import drill_wordings
+
+    drills = m.draw_items(60, "drills", None, random.Random(0), yes_no_only=True)
+    for it in drills:
+        intent, value = m.meanings()[it.label]
+        assert intent in m.YES_NO and parse_easy_vqa_question(it.text) is None  # in no wording table
+        assert any(m.fill_wording(t, intent, value) == it.text for t in drill_wordings()[intent])
+    assert {m.meanings()[it.label][0] for it in drills} == set(m.YES_NO)
+    control = m.draw_items(60, "train", None, random.Random(0), yes_no_only=True)
+    assert all(m.meanings()[it.label][0] in m.YES_NO and parse_easy_vqa_question(it.text) for it in control)
+    with pytest.raises(ValueError, match="yes/no"):
+        m.draw_items(3, "drills", None, random.Random(0))  # drill wordings exist for yes/no intents only

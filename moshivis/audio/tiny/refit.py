@@ -42,17 +42,14 @@ from .voices import VoiceDraw, draw_voice
 def easy_vqa_training_questions(n: int, seed: int = 0) -> list[str]:
     """n easy-vqa questions in TRAINING wordings (`wording_split().train`): a meaning (intent x value)
     uniformly, then one of its training wordings."""
-    from ...data.easy_vqa_wordings import EASY_COLORS, EASY_ORIGINALS, EASY_SHAPES, _fill, wording_split
+    from ...data.easy_vqa_wordings import easy_vqa_meanings, fill_wording, wording_split
 
-    values = {"shape": [None], "color": ["shape", *EASY_SHAPES], "shape_of_color": list(EASY_COLORS),
-              "has_color": list(EASY_COLORS), "not_color": list(EASY_COLORS), "has_shape": list(EASY_SHAPES),
-              "not_shape": list(EASY_SHAPES)}
-    meanings = [(intent, v) for intent in EASY_ORIGINALS for v in values[intent]]
+    meanings = easy_vqa_meanings()
     split, rng = wording_split(), random.Random(f"refit-easy-vqa:{seed}")
     out = []
     for _ in range(n):
         intent, value = rng.choice(meanings)
-        text = _fill(rng.choice(split.wordings(intent, "train")), intent, value)
+        text = fill_wording(rng.choice(split.wordings(intent, "train")), intent, value)
         out.append(text[0].upper() + text[1:])
     return out
 
