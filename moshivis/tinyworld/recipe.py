@@ -137,6 +137,9 @@ class RecipeConfig:
         # Here, not only in SynthConfig.validate: a bad value is refused before any stage runs.
         if not 0.0 <= self.opener_prob <= 1.0:
             raise ValueError(f"--opener-prob {self.opener_prob} (opener_prob): must be in [0, 1]")
+        if self.codec_refit_utterances < 0:
+            raise ValueError(f"--codec-refit {self.codec_refit_utterances} (codec_refit_utterances): give N > 0 "
+                             "utterances, or 0 for no refit")
         if self.echo_question and not self.evidence_first:
             raise ValueError("--echo-question (echo_question) needs --evidence-first (evidence_first): the echo "
                              "opens an evidence-first answer")

@@ -40,3 +40,8 @@ def test_refit_is_a_codec_setting_and_old_builds_stay_done():
     # every stage downstream of the codec (the base's data, hence the base) changes with it
     assert stage_settings(RecipeConfig(work="w", codec_refit_utterances=2400), "base") != \
         stage_settings(RecipeConfig(work="w"), "base")
+
+
+def test_a_negative_refit_size_is_refused_before_any_stage():
+    with pytest.raises(ValueError, match="codec_refit_utterances"):
+        RecipeConfig(work="w", codec_refit_utterances=-1)
