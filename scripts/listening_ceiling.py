@@ -61,15 +61,10 @@ SPLITS = ("seen_train_voices", "heldout_train_voices", "seen_slt", "heldout_slt"
 VARIANTS = ("codes", "feats", "utt_codes", "text", "codes_mask", "codes_causal", "text_causal", "feats_causal")
 
 
-def meanings() -> list[tuple[str, str | None]]:
-    """The readers' 35 classes: every easy-vqa question meaning (intent, value)."""
-    return easy_vqa_meanings()
-
-
 @dataclass
 class Item:
     text: str
-    label: int  # index into meanings()
+    label: int  # index into easy_vqa_meanings()
     voice: str  # a make_tts spec
     resample: float  # apply_resample factor (1: none)
     lead_s: float  # silence before the question
@@ -87,7 +82,7 @@ def draw_items(n: int, wordings: str, voices: list[str] | None, rng: random.Rand
     from moshivis.audio.tiny.voices import draw_voice
     from moshivis.data.easy_vqa_drills import drill_wordings
 
-    table, split = meanings(), wording_split()
+    table, split = easy_vqa_meanings(), wording_split()
     if wordings == "drills" and not yes_no_only:
         raise ValueError("drill wordings exist for yes/no intents only: draw them with yes_no_only=True")
     labels = [i for i, (intent, _) in enumerate(table) if intent in YES_NO]
@@ -119,16 +114,14 @@ def _encode_worker(args: tuple[list[Item], str]) -> list[dict[str, torch.Tensor]
     from moshivis.audio.tiny.codec import TinyCodec
     from moshivis.audio.tiny.features import pad_to_frames, whisper_log10mel
     from moshivis.audio.tiny.semantic import causal_features, utterance_features
-    from moshivis.audio.tiny.voices import apply_resample
-    from moshivis.audio.tts import make_tts
+    from moshivis.audio.tiny.train import synthesize
+    from moshivis.audio.tiny.voices import VoiceDraw
+    from moshivis.audio.tts import SAMPLE_RATE as sr
 
     codec = TinyCodec.load(codec_dir)
-    cfg, voices, out = codec.config, {}, []
-    for it in items:
-        if it.voice not in voices:
-            voices[it.voice] = make_tts(it.voice)
-        audio = apply_resample(voices[it.voice].synthesize(it.text)[0], it.resample)
-        sr = 24000
+    cfg, out = codec.config, []
+    audios = synthesize([(it.text, VoiceDraw(it.voice, it.resample)) for it in items])
+    for it, audio in zip(items, audios):
         wav = np.concatenate([np.zeros(int(it.lead_s * sr), np.float32), audio, np.zeros(int(0.4 * sr), np.float32)])
         x = pad_to_frames(torch.from_numpy(wav)[None].float())
         with torch.no_grad():
@@ -216,7 +209,7 @@ def train_reader(train_x: list[torch.Tensor], train_y: torch.Tensor, vocab: int,
     """AdamW, cosine schedule, label smoothing 0.05 (as the feasibility study's reader)."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    model = Reader(vocab, in_dim, len(meanings()), dim=dim, layers=layers, causal=causal)
+    model = Reader(vocab, in_dim, len(easy_vqa_meanings()), dim=dim, layers=layers, causal=causal)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
     steps = epochs * math.ceil(len(train_x) / batch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
@@ -252,7 +245,7 @@ def accuracy(model: Reader, xs: list[torch.Tensor], ys: torch.Tensor, vocab: int
 def polarity_accuracy(pred: torch.Tensor, ys: torch.Tensor) -> float:
     """Among yes/no questions (has_* / not_*), the share whose predicted meaning has the right polarity
     (and is a yes/no meaning at all): the part of the meaning the embedded model gets wrong most."""
-    table = meanings()
+    table = easy_vqa_meanings()
     pol = {i: ("not" if intent.startswith("not_") else "has") for i, (intent, _) in enumerate(table)
            if intent.startswith(("has_", "not_"))}
     rows = [i for i, y in enumerate(ys.tolist()) if y in pol]
@@ -432,7 +425,7 @@ def main() -> None:
         print(variant, {k: round(float(np.mean(v)), 1) for k, v in results[variant].items()}, flush=True)
     summary = {"train_items": len(sets["train"]), "wording_fraction": args.wording_fraction, "test_items": args.test, "seeds": args.seeds, "epochs": args.epochs,
                "reader": {"dim": args.dim, "layers": args.layers},
-               "mean_frames": float(np.mean(frames)), "meanings": len(meanings()),
+               "mean_frames": float(np.mean(frames)), "meanings": len(easy_vqa_meanings()),
                "accuracy_mean": {v: {k: round(float(np.mean(a)), 1) for k, a in r.items()} for v, r in results.items()},
                "accuracy_runs": results}
     subset = (f"_w{args.wording_fraction:g}" if args.wording_fraction < 1.0 else "") + \

@@ -46,13 +46,11 @@ def stage_codec(stage: Stage) -> dict[str, Any]:
         train_tiny_codec(out, seed=cfg.seed, **kw)
         result = {"codec": str(out)}
     if cfg.codec_refit_utterances:
-        from ..audio.tiny.codec import TinyCodec
         from ..audio.tiny.refit import build as refit_codebook0
 
         # Into the work folder, never over the codec it refits (with reuse_shipped that is the shipped one).
         refit = Path(cfg.work) / "codec_refit"
-        k = TinyCodec.load(out).config.semantic_k
-        refit_codebook0(out, refit, utterances=cfg.codec_refit_utterances, k=k, seed=cfg.seed,
+        refit_codebook0(out, refit, utterances=cfg.codec_refit_utterances, seed=cfg.seed,
                         workers=1 if cfg.smoke else 2, log=lambda s: None, progress=not cfg.smoke)
         result = {**result, "codec": str(refit), "refit_of": str(out)}
     return result

@@ -26,7 +26,7 @@ def load():  # noqa: ANN201
 
 def test_meanings_are_the_35_distinct_intents_and_values():
     m = load()
-    table = m.meanings()
+    table = m.easy_vqa_meanings()
     assert len(table) == len(set(table)) == 35
     assert ("not_color", "teal") in table and ("shape", None) in table
 
@@ -38,7 +38,7 @@ def test_items_use_only_their_wording_split_and_carry_their_meaning():
         items = m.draw_items(200, which, ["flite:kal"], random.Random(1))
         for it in items:
             parsed = parse_easy_vqa_question(it.text)
-            assert (parsed.intent, parsed.value) == m.meanings()[it.label]
+            assert (parsed.intent, parsed.value) == m.easy_vqa_meanings()[it.label]
             assert parsed.template in split.wordings(parsed.intent, which)
             assert it.voice == "flite:kal" and it.resample == 1.0
     drawn = m.draw_items(50, "train", None, random.Random(2))
@@ -95,7 +95,7 @@ def test_training_learns_a_carried_label_and_not_noise():
 
 def test_polarity_accuracy_counts_yes_no_questions_only():
     m = load()
-    table = m.meanings()
+    table = m.easy_vqa_meanings()
     has_red, not_red = table.index(("has_color", "red")), table.index(("not_color", "red"))
     has_blue, shape = table.index(("has_color", "blue")), table.index(("shape", None))
     ys = torch.tensor([has_red, not_red, has_red, shape])
@@ -176,11 +176,11 @@ def test_extra_yes_no_items_in_drill_or_training_wordings():
 
     drills = m.draw_items(60, "drills", None, random.Random(0), yes_no_only=True)
     for it in drills:
-        intent, value = m.meanings()[it.label]
+        intent, value = m.easy_vqa_meanings()[it.label]
         assert intent in m.YES_NO and parse_easy_vqa_question(it.text) is None  # in no wording table
         assert any(m.fill_wording(t, intent, value) == it.text for t in drill_wordings()[intent])
-    assert {m.meanings()[it.label][0] for it in drills} == set(m.YES_NO)
+    assert {m.easy_vqa_meanings()[it.label][0] for it in drills} == set(m.YES_NO)
     control = m.draw_items(60, "train", None, random.Random(0), yes_no_only=True)
-    assert all(m.meanings()[it.label][0] in m.YES_NO and parse_easy_vqa_question(it.text) for it in control)
+    assert all(m.easy_vqa_meanings()[it.label][0] in m.YES_NO and parse_easy_vqa_question(it.text) for it in control)
     with pytest.raises(ValueError, match="yes/no"):
         m.draw_items(3, "drills", None, random.Random(0))  # drill wordings exist for yes/no intents only

@@ -13,7 +13,7 @@ level stay, so decoded audio is identical and the causal states are the same; a 
 codebook 0 must be retrained (its input and its own predicted codebook 0 change meaning).
 
     python -m moshivis.audio.tiny.refit --codec tinyworld/codec --out runs/codec_refit [--utterances 2400]
-        [--easy-vqa-share 0.5] [--k 512]
+        [--easy-vqa-share 0.5] [--k K (default: the codec's own)]
 """
 
 from __future__ import annotations
@@ -94,12 +94,13 @@ def refit_semantic(codec: TinyCodec, states: torch.Tensor, k: int, iters: int = 
 
 
 def build(codec_dir: str | Path, out_dir: str | Path, utterances: int = 2400, easy_vqa_share: float = 0.5,
-          k: int = 512, seed: int = 0, workers: int = 2, log: Callable[[str], None] = print,
+          k: int | None = None, seed: int = 0, workers: int = 2, log: Callable[[str], None] = print,
           progress: bool = True) -> TinyCodec:
     """Synthesize the mix (training voices, as the codec's trainer draws them), take its causal states, refit
-    codebook 0, save the new codec in out_dir."""
+    codebook 0 (k centroids; None: as many as the codec has now), save the new codec in out_dir."""
     t0 = time.monotonic()
     codec = TinyCodec.load(codec_dir)
+    k = codec.config.semantic_k if k is None else k
     texts = domain_texts(utterances, easy_vqa_share, seed)
     rng = random.Random(f"refit-voices:{seed}")
     draws: list[VoiceDraw] = [draw_voice(rng) for _ in texts]
@@ -122,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--utterances", type=int, default=2400)
     p.add_argument("--easy-vqa-share", type=float, default=0.5)
-    p.add_argument("--k", type=int, default=512)
+    p.add_argument("--k", type=int, default=None, help="codebook-0 size (default: the codec's own, 512 shipped)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
     a = p.parse_args(argv)
