@@ -31,12 +31,12 @@ wordings, by the evaluation's training voices and by the held-out voice (flite s
                  whose codebook 0 has heard the tiny world's training wordings and voices, nothing held out)
 
     python scripts/listening_ceiling.py --out runs/ceiling [--train 3000] [--test 300] [--workers 2] [--variants ...]
-        [--train-subset N] [--wording-fraction F] [--extra drills:N|train:N] [--alt-codec DIR]
+        [--train-subset N] [--wording-fraction F] [--extra drills:N|train:N|frames:N|trainall:N] [--alt-codec DIR]
 
 Encoded utterances are cached in --out, so later runs with other variants only train readers (about 2 min
 each on one thread). --train-subset and --wording-fraction give learning-curve points: fewer renderings, or
-renderings of fewer training wordings; --extra adds yes/no renderings in new (drill) wordings, or the same
-number in training wordings as the control.
+renderings of fewer training wordings; --extra adds yes/no renderings in new (drill) wordings, or renderings
+of any meaning in new sentence frames, or the same number in training wordings as the control.
 """
 
 from __future__ import annotations
@@ -57,6 +57,10 @@ from tqdm import tqdm
 from moshivis.data.easy_vqa_wordings import (EASY_ORIGINALS, easy_vqa_meanings, fill_wording,
                                              parse_easy_vqa_question, wording_split)
 
+# --extra kinds: (the wordings drawn, yes/no meanings only). "train" / "trainall" are the controls of
+# "drills" / "frames": the same number of renderings in training wordings.
+EXTRA_KINDS: dict[str, tuple[str, bool]] = {"drills": ("drills", True), "train": ("train", True),
+                                            "frames": ("frames", False), "trainall": ("train", False)}
 SPLITS = ("seen_train_voices", "heldout_train_voices", "seen_slt", "heldout_slt")
 VARIANTS = ("codes", "feats", "utt_codes", "text", "codes_mask", "codes_causal", "text_causal", "feats_causal")
 
@@ -76,11 +80,13 @@ YES_NO = ("has_color", "not_color", "has_shape", "not_shape")
 def draw_items(n: int, wordings: str, voices: list[str] | None, rng: random.Random,
                yes_no_only: bool = False) -> list[Item]:
     """n questions: a meaning uniformly (only yes/no ones if `yes_no_only`), then one of its `wordings`
-    uniformly: "train" / "heldout" (`wording_split`), or "drills" (`data.easy_vqa_drills`: yes/no wordings
-    rebuilt from the training wordings' parts, at least 2 word edits from every held-out wording). Voices
+    uniformly: "train" / "heldout" (`wording_split`), "drills" (`data.easy_vqa_drills`: yes/no wordings
+    rebuilt from the training wordings' parts) or "frames" (`data.easy_vqa_frames`: new sentence frames, every
+    intent); both at least 2 word edits from every held-out wording. Voices
     cycled from `voices` at nominal settings, or drawn like the codec's training voices (None)."""
     from moshivis.audio.tiny.voices import draw_voice
     from moshivis.data.easy_vqa_drills import drill_wordings
+    from moshivis.data.easy_vqa_frames import frame_wordings
 
     table, split = easy_vqa_meanings(), wording_split()
     if wordings == "drills" and not yes_no_only:
@@ -90,11 +96,16 @@ def draw_items(n: int, wordings: str, voices: list[str] | None, rng: random.Rand
     for i in range(n):
         label = rng.choice(labels) if yes_no_only else rng.randrange(len(table))
         intent, value = table[label]
-        templates = drill_wordings()[intent] if wordings == "drills" else split.wordings(intent, wordings)
+        if wordings == "drills":
+            templates = drill_wordings()[intent]
+        elif wordings == "frames":
+            templates = frame_wordings()[intent]
+        else:
+            templates = split.wordings(intent, wordings)
         text = fill_wording(rng.choice(templates), intent, value)
         parsed = parse_easy_vqa_question(text)
-        if wordings == "drills":
-            assert parsed is None, f"a drill must be in no wording table: {text}"
+        if wordings in ("drills", "frames"):
+            assert parsed is None, f"a {wordings[:-1]} must be in no wording table: {text}"
         else:
             assert parsed is not None and (parsed.intent, parsed.value) == (intent, value), text
         if voices is None:
@@ -317,7 +328,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--extra", default="",
                     help="drills:N or train:N: add N yes/no renderings in drill wordings (data.easy_vqa_drills) "
-                         "or in training wordings (the control) to the training set")
+                         "or in training wordings (the control) to the training set; frames:N or trainall:N: N "
+                         "renderings of any meaning in new sentence frames (data.easy_vqa_frames), or the control")
     ap.add_argument("--wording-fraction", type=float, default=1.0,
                     help="train only on renderings of this share of each intent's training wordings (seeded); "
                          "with --train-subset, compare with all wordings at the same number of renderings")
@@ -357,10 +369,10 @@ def main() -> None:
     extra_name = ""
     if args.extra:
         kind, _, count = args.extra.partition(":")
-        if kind not in ("drills", "train") or not count.isdigit():
-            ap.error(f"--extra takes drills:N or train:N, got {args.extra!r}")
-        extra_items = draw_items(int(count), kind, None, random.Random(f"listening-ceiling-extra:{kind}"),
-                                 yes_no_only=True)
+        if kind not in EXTRA_KINDS or not count.isdigit():
+            ap.error(f"--extra takes {' | '.join(k + ':N' for k in EXTRA_KINDS)}, got {args.extra!r}")
+        extra_items = draw_items(int(count), EXTRA_KINDS[kind][0], None,
+                                 random.Random(f"listening-ceiling-extra:{kind}"), yes_no_only=EXTRA_KINDS[kind][1])
         extra_cache = out / f"extra_{kind}_{count}.pt"
         if extra_cache.exists():
             extra_rows = torch.load(extra_cache)

@@ -118,6 +118,7 @@ class DialogueConfig:
     numbers_as_words: bool = True  # text stream words then match what the voices say
     paraphrase_prob: float = 0.0
     drill_prob: float = 0.0  # TemplateConfig.drill_prob
+    frame_prob: float = 0.0  # TemplateConfig.frame_prob
     polarity_twins: float = 0.0  # TemplateConfig.polarity_twins
     evidence_first: bool = False  # TemplateConfig.evidence_first
     present_questions: bool = False  # TemplateConfig.present_questions
@@ -196,7 +197,7 @@ class SynthConfig:
         for name in ("p_concat", "speech_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        for name in ("opener_prob", "paraphrase_prob", "drill_prob", "polarity_twins"):
+        for name in ("opener_prob", "paraphrase_prob", "drill_prob", "frame_prob", "polarity_twins"):
             if not 0.0 <= getattr(self.dialogues, name) <= 1.0:
                 raise ValueError(f"dialogues.{name} must be in [0, 1], got {getattr(self.dialogues, name)}")
         for name in ("lead_in_s", "gap_s"):
@@ -247,9 +248,9 @@ class SynthConfig:
         tokenizer actually used (inspect and training read these back)."""
         d = self.to_dict()
         d.pop("out_dir")
-        for name in ("drill_prob", "polarity_twins"):
+        for name in ("drill_prob", "polarity_twins", "frame_prob"):
             if not d["dialogues"][name]:
-                del d["dialogues"][name]  # added in stop 24: runs made before them still resume
+                del d["dialogues"][name]  # added in stops 24 / 27: runs made before them still resume
         if not d["transcribe_user"]:  # added in stop 25, likewise
             del d["transcribe_user"], d["transcript_lag_frames"]
         d["tokenizer"] = tokenizer
@@ -327,6 +328,7 @@ def make_dialogues(cfg: SynthConfig, rows: Iterable[SourceRow]) -> Iterator[Dial
     if dc.generator == "templates":
         tcfg = TemplateConfig(min_turns=dc.min_turns, max_turns=dc.max_turns, numbers_as_words=dc.numbers_as_words,
                               paraphrase_prob=dc.paraphrase_prob, drill_prob=dc.drill_prob,
+                              frame_prob=dc.frame_prob,
                               polarity_twins=dc.polarity_twins, evidence_first=dc.evidence_first,
                               present_questions=dc.present_questions, echo_question=dc.echo_question,
                               opener_prob=dc.opener_prob)

@@ -29,6 +29,7 @@ from moshivis.data.easy_vqa_answers import (
     easy_vqa_spoken_answer,
 )
 from moshivis.data.easy_vqa_drills import YES_NO_INTENTS, drill_wordings, parse_drill, polarity_twins
+from moshivis.data.easy_vqa_frames import frame_wordings
 from moshivis.data.easy_vqa_wordings import (
     EASY_COLORS,
     EASY_ORIGINALS,
@@ -138,6 +139,11 @@ class ExchangeBuilder:
             if parsed is not None and parsed.intent in YES_NO_INTENTS:
                 drills = drill_wordings(cfg.heldout_fraction, cfg.split_seed)[parsed.intent]
                 return parsed.fill(self.rng.choice(drills)), True
+        if cfg.frame_prob > 0 and self.rng.random() < cfg.frame_prob:
+            parsed = parse_easy_vqa_question(question)
+            if parsed is not None:
+                frames = frame_wordings(cfg.heldout_fraction, cfg.split_seed)[parsed.intent]
+                return parsed.fill(self.rng.choice(frames)), True
         if cfg.paraphrase_prob > 0 and self.rng.random() < cfg.paraphrase_prob:
             split = wording_split(cfg.heldout_fraction, cfg.split_seed)
             return paraphrase(question, self.rng, cfg.wordings, split), True

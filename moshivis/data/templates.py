@@ -85,6 +85,9 @@ class TemplateConfig:
     # easy-vqa yes/no: share of questions asked in a polarity drill wording (`easy_vqa_drills`: training
     # wordings with the negation toggled or a place swapped), drawn before `paraphrase_prob`
     drill_prob: float = 0.0
+    # easy-vqa, any intent: share of questions asked in a new sentence frame (`easy_vqa_frames`: training-only
+    # structures none of the tables has), drawn after `drill_prob`, before `paraphrase_prob`; no draw at 0
+    frame_prob: float = 0.0
     # easy-vqa yes/no: chance that a question is followed at once by its polarity twin (same frame, negation
     # toggled, answered the other way); the twin comes on top of max_turns
     polarity_twins: float = 0.0

@@ -184,3 +184,20 @@ def test_extra_yes_no_items_in_drill_or_training_wordings():
     assert all(m.easy_vqa_meanings()[it.label][0] in m.YES_NO and parse_easy_vqa_question(it.text) for it in control)
     with pytest.raises(ValueError, match="yes/no"):
         m.draw_items(3, "drills", None, random.Random(0))  # drill wordings exist for yes/no intents only
+
+
+def test_extra_items_in_new_sentence_frames_cover_every_intent():
+    m = load()
+    from moshivis.data.easy_vqa_frames import parse_frame
+
+    wordings, yes_no = m.EXTRA_KINDS["frames"]
+    items = m.draw_items(200, wordings, None, random.Random(0), yes_no_only=yes_no)
+    intents = set()
+    for it in items:
+        intent, value = m.easy_vqa_meanings()[it.label]
+        assert parse_easy_vqa_question(it.text) is None and parse_frame(it.text)[:2] == (intent, value), it.text
+        intents.add(intent)
+    assert intents == set(m.EASY_ORIGINALS)
+    wordings, yes_no = m.EXTRA_KINDS["trainall"]
+    control = m.draw_items(200, wordings, None, random.Random(0), yes_no_only=yes_no)
+    assert {parse_easy_vqa_question(it.text).intent for it in control} == set(m.EASY_ORIGINALS)
