@@ -32,11 +32,15 @@ wordings, by the evaluation's training voices and by the held-out voice (flite s
 
     python scripts/listening_ceiling.py --out runs/ceiling [--train 3000] [--test 300] [--workers 2] [--variants ...]
         [--train-subset N] [--wording-fraction F] [--extra drills:N|train:N|frames:N|trainall:N] [--alt-codec DIR]
+        [--ctc W [--ctc-corpus N]]
 
 Encoded utterances are cached in --out, so later runs with other variants only train readers (about 2 min
 each on one thread). --train-subset and --wording-fraction give learning-curve points: fewer renderings, or
 renderings of fewer training wordings; --extra adds yes/no renderings in new (drill) wordings, or renderings
-of any meaning in new sentence frames, or the same number in training wordings as the control.
+of any meaning in new sentence frames, or the same number in training wordings as the control. --ctc W adds
+an auxiliary loss (weight W) that reads the question's text pieces off every position of the speech (CTC),
+and --ctc-corpus N trains that head on N general sentences of the codec's corpus too (no meaning label):
+does naming words wherever they stand help the reader with new wordings?
 """
 
 from __future__ import annotations
@@ -172,9 +176,12 @@ class Reader(torch.nn.Module):
     would hold the question at its end); otherwise attention is two-way and the states are averaged."""
 
     def __init__(self, vocab: int, in_dim: int, n_out: int, dim: int = 128, layers: int = 3, max_len: int = 128,
-                 causal: bool = False) -> None:
+                 causal: bool = False, ctc_vocab: int = 0) -> None:
         super().__init__()
         self.causal = causal
+        # ctc_vocab > 0: a second head reads the question's text pieces off every position (CTC, blank =
+        # ctc_vocab): an auxiliary task that names words wherever they stand, in any sentence frame
+        self.ctc_head = torch.nn.Linear(dim, ctc_vocab + 1) if ctc_vocab else None
         self.inp = torch.nn.Embedding(vocab + 1, dim) if vocab else torch.nn.Linear(in_dim, dim)
         self.pos = torch.nn.Parameter(torch.randn(max_len, dim) * 0.02)
         layer = torch.nn.TransformerEncoderLayer(dim, 4, 4 * dim, dropout=0.1, batch_first=True, norm_first=True)
@@ -182,6 +189,10 @@ class Reader(torch.nn.Module):
         self.head = torch.nn.Linear(dim, n_out)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.forward_both(x, mask)[0]
+
+    def forward_both(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """-> (meaning logits [B, n_out], CTC log-probs [B, T, ctc_vocab + 1] or None)."""
         h = self.inp(x)
         if h.dim() == 4:  # several codebooks a frame [B, T, S] (ids offset per stage): one summed embedding
             h = h.sum(2)
@@ -189,10 +200,12 @@ class Reader(torch.nn.Module):
         if self.causal:
             t = x.shape[1]
             h = self.enc(h, mask=torch.nn.Transformer.generate_square_subsequent_mask(t), is_causal=True)
-            return self.head(h[torch.arange(len(h)), mask.sum(1) - 1])
-        h = self.enc(h, src_key_padding_mask=~mask)
-        m = mask[..., None].float()
-        return self.head((h * m).sum(1) / m.sum(1).clamp_min(1.0))
+            out = self.head(h[torch.arange(len(h)), mask.sum(1) - 1])
+        else:
+            h = self.enc(h, src_key_padding_mask=~mask)
+            m = mask[..., None].float()
+            out = self.head((h * m).sum(1) / m.sum(1).clamp_min(1.0))
+        return out, (self.ctc_head(h).log_softmax(-1) if self.ctc_head is not None else None)
 
 
 def batchify(seqs: list[torch.Tensor], pad: float | int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -216,11 +229,18 @@ def augment(s: torch.Tensor, mask_token: int, rng: torch.Generator, p: float = 0
 
 def train_reader(train_x: list[torch.Tensor], train_y: torch.Tensor, vocab: int, in_dim: int, seed: int,
                  epochs: int = 30, batch: int = 64, aug: bool = False, causal: bool = False, dim: int = 96,
-                 layers: int = 2) -> Reader:
-    """AdamW, cosine schedule, label smoothing 0.05 (as the feasibility study's reader)."""
+                 layers: int = 2, ctc_targets: list[torch.Tensor] | None = None, ctc_vocab: int = 0,
+                 ctc_weight: float = 0.0) -> Reader:
+    """AdamW, cosine schedule, label smoothing 0.05 (as the feasibility study's reader). A label -1 has no
+    meaning loss (a sentence that is no easy-vqa question). ctc_weight > 0: plus that weight times the CTC
+    loss of `ctc_targets` (piece ids [L_i] per item, ids < ctc_vocab) read off every position."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    model = Reader(vocab, in_dim, len(easy_vqa_meanings()), dim=dim, layers=layers, causal=causal)
+    use_ctc = ctc_weight > 0
+    if use_ctc and (ctc_targets is None or len(ctc_targets) != len(train_x) or ctc_vocab <= 0):
+        raise ValueError("ctc_weight > 0 needs one target per training item and ctc_vocab > 0")
+    model = Reader(vocab, in_dim, len(easy_vqa_meanings()), dim=dim, layers=layers, causal=causal,
+                   ctc_vocab=ctc_vocab if use_ctc else 0)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
     steps = epochs * math.ceil(len(train_x) / batch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
@@ -231,7 +251,15 @@ def train_reader(train_x: list[torch.Tensor], train_y: torch.Tensor, vocab: int,
             idx = order[i:i + batch].tolist()
             seqs = [augment(train_x[j], vocab, g) if aug else train_x[j] for j in idx]
             x, m = batchify(seqs, vocab if vocab else 0.0)
-            loss = torch.nn.functional.cross_entropy(model(x, m), train_y[idx], label_smoothing=0.05)
+            logits, logp = model.forward_both(x, m)
+            y = train_y[idx]
+            loss = torch.nn.functional.cross_entropy(logits, y, label_smoothing=0.05, ignore_index=-1) \
+                if bool((y >= 0).any()) else logits.sum() * 0.0
+            if use_ctc:
+                tg = [ctc_targets[j] for j in idx]
+                loss = loss + ctc_weight * torch.nn.functional.ctc_loss(
+                    logp.transpose(0, 1), torch.cat(tg), m.sum(1), torch.tensor([len(t) for t in tg]),
+                    blank=ctc_vocab, zero_infinity=True)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -335,6 +363,10 @@ def main() -> None:
                          "with --train-subset, compare with all wordings at the same number of renderings")
     ap.add_argument("--train-subset", type=int, default=0,
                     help="train the readers on the first N training renderings only (a learning-curve point)")
+    ap.add_argument("--ctc", type=float, default=0.0,
+                    help="weight of an auxiliary CTC loss that reads the text pieces off the speech (not for text views)")
+    ap.add_argument("--ctc-corpus", type=int, default=0,
+                    help="with --ctc: also train on the first N codec-corpus sentences (CTC only, no meaning)")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--dim", type=int, default=96)
     ap.add_argument("--layers", type=int, default=2)
@@ -359,7 +391,11 @@ def main() -> None:
         torch.save(encoded, cache)
     if "alt" in args.variants and not args.alt_codec:
         ap.error("the alt variant needs --alt-codec DIR")
-    if any(v.startswith(("c", "m")) and quantizer_spec(v) for v in args.variants):
+    if args.ctc < 0 or args.ctc_corpus < 0 or (args.ctc_corpus and not args.ctc) or args.ctc_corpus > args.corpus:
+        ap.error("--ctc must be >= 0; --ctc-corpus N needs --ctc and 0 <= N <= --corpus")
+    if args.ctc and any(v.startswith("text") for v in args.variants):
+        ap.error("--ctc reads text off speech: drop the text variants")
+    if args.ctc_corpus or any(v.startswith(("c", "m")) and quantizer_spec(v) for v in args.variants):
         corpus_cache = out / f"corpus_{args.corpus}.pt"
         if corpus_cache.exists():
             corpus = torch.load(corpus_cache)
@@ -425,23 +461,40 @@ def main() -> None:
             xs = {k: quantize([r["feats"] for r in encoded[k]], books) for k in sets}
         else:
             xs = {k: view(encoded[k], sets[k], variant, sp) for k in sets}
+        train_x, train_y, targets = xs["train"], ys["train"], None
+        if args.ctc:
+            targets = [torch.tensor(sp.encode(it.text.lower()), dtype=torch.long) for it in sets["train"]]
+            if args.ctc_corpus:
+                rows = corpus[:args.ctc_corpus]
+                items = corpus_items(args.corpus)[:args.ctc_corpus]
+                if variant == "alt":
+                    cx = [alt.semantic_codes(r["feats"].float()) for r in rows]
+                elif (q := quantizer_spec(variant)) is not None:
+                    cx = quantize([r["feats"] for r in rows], books)
+                else:
+                    cx = view(rows, items, variant, sp)
+                train_x = train_x + cx
+                train_y = torch.cat([train_y, torch.full((len(cx),), -1, dtype=torch.long)])
+                targets = targets + [torch.tensor(sp.encode(it.text.lower()), dtype=torch.long) for it in items]
         results[variant] = {k: [] for k in ("train", *SPLITS, *(f"polarity_{s}" for s in SPLITS))}
         for seed in tqdm(range(args.seeds), desc=variant):
-            model = train_reader(xs["train"], ys["train"], vocab, 384, seed, args.epochs, aug=variant == "codes_mask",
-                                 causal=variant.endswith("_causal"), dim=args.dim, layers=args.layers)
+            model = train_reader(train_x, train_y, vocab, 384, seed, args.epochs, aug=variant == "codes_mask",
+                                 causal=variant.endswith("_causal"), dim=args.dim, layers=args.layers,
+                                 ctc_targets=targets, ctc_vocab=sp.get_piece_size(), ctc_weight=args.ctc)
             for k in ("train", *SPLITS):
                 pred = predict(model, xs[k], vocab)
                 results[variant][k].append(100.0 * float((pred == ys[k]).float().mean()))
                 if k != "train":
                     results[variant][f"polarity_{k}"].append(polarity_accuracy(pred, ys[k]))
         print(variant, {k: round(float(np.mean(v)), 1) for k, v in results[variant].items()}, flush=True)
-    summary = {"train_items": len(sets["train"]), "wording_fraction": args.wording_fraction, "test_items": args.test, "seeds": args.seeds, "epochs": args.epochs,
+    summary = {"train_items": len(sets["train"]), "ctc": args.ctc, "ctc_corpus": args.ctc_corpus, "wording_fraction": args.wording_fraction, "test_items": args.test, "seeds": args.seeds, "epochs": args.epochs,
                "reader": {"dim": args.dim, "layers": args.layers},
                "mean_frames": float(np.mean(frames)), "meanings": len(easy_vqa_meanings()),
                "accuracy_mean": {v: {k: round(float(np.mean(a)), 1) for k, a in r.items()} for v, r in results.items()},
                "accuracy_runs": results}
     subset = (f"_w{args.wording_fraction:g}" if args.wording_fraction < 1.0 else "") + \
-        (f"_n{args.train_subset}" if args.train_subset else "") + extra_name
+        (f"_n{args.train_subset}" if args.train_subset else "") + extra_name + \
+        (f"_ctc{args.ctc:g}c{args.ctc_corpus}" if args.ctc else "")
     (out / f"summary_{'_'.join(args.variants)}{subset}.json").write_text(json.dumps(summary, indent=1))
     cols = ("train", *SPLITS, "polarity_heldout_train_voices")
     print("| view | " + " | ".join(cols) + " |")

@@ -156,6 +156,18 @@ def test_main_runs_every_kind_of_view_from_a_cache(tmp_path, monkeypatch, capsys
     m.main()
     half = __import__("json").loads((tmp_path / "summary_codes_w0.5_n5.json").read_text())
     assert half["train_items"] == 5 and half["wording_fraction"] == 0.5
+    # the CTC auxiliary, with corpus sentences (a made-up corpus cache) read by the same views
+    torch.save([row() for _ in range(8)], tmp_path / "corpus_8.pt")
+    monkeypatch.setattr(sys, "argv", ["listening_ceiling.py", "--out", str(tmp_path), "--train", "40", "--test", "6",
+                                      "--seeds", "1", "--epochs", "1", "--variants", "codes", "feats", "km8",
+                                      "--corpus", "8", "--ctc", "0.5", "--ctc-corpus", "4"])
+    m.main()
+    ctc = __import__("json").loads((tmp_path / "summary_codes_feats_km8_ctc0.5c4.json").read_text())
+    assert ctc["ctc"] == 0.5 and ctc["ctc_corpus"] == 4 and set(ctc["accuracy_mean"]) == {"codes", "feats", "km8"}
+    monkeypatch.setattr(sys, "argv", ["listening_ceiling.py", "--out", str(tmp_path), "--train", "40", "--test", "6",
+                                      "--variants", "text", "--ctc", "0.5"])
+    with pytest.raises(SystemExit):
+        m.main()  # CTC reads text off speech: a text view is refused
 
 
 def test_wording_subset_keeps_a_share_of_each_intents_training_wordings():
@@ -201,3 +213,19 @@ def test_extra_items_in_new_sentence_frames_cover_every_intent():
     wordings, yes_no = m.EXTRA_KINDS["trainall"]
     control = m.draw_items(200, wordings, None, random.Random(0), yes_no_only=yes_no)
     assert {parse_easy_vqa_question(it.text).intent for it in control} == set(m.EASY_ORIGINALS)
+
+
+def test_ctc_head_trains_on_unlabelled_items_and_needs_its_targets():
+    m = load()
+    g = torch.Generator().manual_seed(0)
+    xs = [torch.randint(0, 20, (10,), generator=g) for _ in range(120)]
+    ys = torch.tensor([int(x[0]) % 35 for x in xs])
+    ys[80:] = -1  # corpus sentences: no meaning, CTC only
+    targets = [x[:3].clone() for x in xs]
+    model = m.train_reader(xs, ys, 20, 384, 0, epochs=2, ctc_targets=targets, ctc_vocab=25, ctc_weight=0.5)
+    logits, logp = model.forward_both(*m.batchify(xs[:4], 20))
+    assert logits.shape == (4, 35) and logp.shape == (4, 10, 26)
+    assert torch.allclose(logp.exp().sum(-1), torch.ones(4, 10), atol=1e-5)
+    assert m.train_reader(xs, ys, 20, 384, 0, epochs=1).ctc_head is None  # off by default
+    with pytest.raises(ValueError, match="one target per training item"):
+        m.train_reader(xs, ys, 20, 384, 0, epochs=1, ctc_weight=0.5)
