@@ -293,6 +293,17 @@ def polarity_accuracy(pred: torch.Tensor, ys: torch.Tensor) -> float:
     return 100.0 * sum(pol.get(int(pred[i])) == pol[int(ys[i])] for i in rows) / len(rows)
 
 
+def template_counts(items: list[Item], pred: torch.Tensor, ys: torch.Tensor) -> dict[str, tuple[int, int]]:
+    """Per wording template of the test items: (right, count) of full-meaning predictions."""
+    out: dict[str, tuple[int, int]] = {}
+    for it, p, y in zip(items, pred.tolist(), ys.tolist()):
+        parsed = parse_easy_vqa_question(it.text)
+        t = parsed.template if parsed is not None else "(no table wording)"
+        r, n = out.get(t, (0, 0))
+        out[t] = (r + (p == y), n + 1)
+    return out
+
+
 def quantizer_spec(variant: str) -> tuple[int, int] | None:
     """"km2048" / "ckm2048" -> (1, 2048); "rvq2x512" / "crvq2x512" -> (2, 512); other variants -> None."""
     if m := re.fullmatch(r"[cm]?km(\d+)", variant):
@@ -436,6 +447,7 @@ def main() -> None:
     ys = {k: torch.tensor([it.label for it in v]) for k, v in sets.items()}
     frames = [len(r["codes"]) for r in encoded["train"]]
     results: dict[str, dict[str, list[float]]] = {}
+    by_template: dict[str, dict[str, list[int]]] = {}  # variant -> "seen|heldout: template" -> [right, n]
     for variant in args.variants:
         vocab = sp.get_piece_size() if variant.startswith("text") else (0 if variant.startswith("feats") else 512)
         if variant == "alt":
@@ -477,6 +489,7 @@ def main() -> None:
                 train_y = torch.cat([train_y, torch.full((len(cx),), -1, dtype=torch.long)])
                 targets = targets + [torch.tensor(sp.encode(it.text.lower()), dtype=torch.long) for it in items]
         results[variant] = {k: [] for k in ("train", *SPLITS, *(f"polarity_{s}" for s in SPLITS))}
+        by_template[variant] = {}
         for seed in tqdm(range(args.seeds), desc=variant):
             model = train_reader(train_x, train_y, vocab, 384, seed, args.epochs, aug=variant == "codes_mask",
                                  causal=variant.endswith("_causal"), dim=args.dim, layers=args.layers,
@@ -486,12 +499,17 @@ def main() -> None:
                 results[variant][k].append(100.0 * float((pred == ys[k]).float().mean()))
                 if k != "train":
                     results[variant][f"polarity_{k}"].append(polarity_accuracy(pred, ys[k]))
+                    for t, (right, n) in template_counts(sets[k], pred, ys[k]).items():
+                        acc = by_template[variant].setdefault(f"{k.split('_')[0]}: {t}", [0, 0])
+                        acc[0], acc[1] = acc[0] + right, acc[1] + n
         print(variant, {k: round(float(np.mean(v)), 1) for k, v in results[variant].items()}, flush=True)
     summary = {"train_items": len(sets["train"]), "ctc": args.ctc, "ctc_corpus": args.ctc_corpus, "wording_fraction": args.wording_fraction, "test_items": args.test, "seeds": args.seeds, "epochs": args.epochs,
                "reader": {"dim": args.dim, "layers": args.layers},
                "mean_frames": float(np.mean(frames)), "meanings": len(easy_vqa_meanings()),
                "accuracy_mean": {v: {k: round(float(np.mean(a)), 1) for k, a in r.items()} for v, r in results.items()},
-               "accuracy_runs": results}
+               "accuracy_runs": results,
+               "by_template": {v: {t: round(100.0 * r / n, 1) for t, (r, n) in sorted(d.items())}
+                               for v, d in by_template.items()}}
     subset = (f"_w{args.wording_fraction:g}" if args.wording_fraction < 1.0 else "") + \
         (f"_n{args.train_subset}" if args.train_subset else "") + extra_name + \
         (f"_ctc{args.ctc:g}c{args.ctc_corpus}" if args.ctc else "")

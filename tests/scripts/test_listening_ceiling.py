@@ -149,6 +149,10 @@ def test_main_runs_every_kind_of_view_from_a_cache(tmp_path, monkeypatch, capsys
     for r in summary["accuracy_mean"].values():
         assert 0 <= r["seen_train_voices"] <= 100 and "polarity_heldout_slt" in r
     assert "| km8 |" in capsys.readouterr().out
+    # accuracy per wording template, seen and held-out, each a share of that template's test items
+    tmpl = summary["by_template"]["feats"]
+    assert any(k.startswith("heldout: ") for k in tmpl) and any(k.startswith("seen: ") for k in tmpl)
+    assert all(0 <= v <= 100 for v in tmpl.values())
     # a share of the training wordings, then the same number of renderings: its own summary, fewer items
     monkeypatch.setattr(sys, "argv", ["listening_ceiling.py", "--out", str(tmp_path), "--train", "40", "--test", "6",
                                       "--seeds", "1", "--epochs", "1", "--variants", "codes", "--wording-fraction",
