@@ -62,9 +62,11 @@ from moshivis.data.easy_vqa_wordings import (EASY_ORIGINALS, easy_vqa_meanings, 
                                              parse_easy_vqa_question, wording_split)
 
 # --extra kinds: (the wordings drawn, yes/no meanings only). "train" / "trainall" are the controls of
-# "drills" / "frames": the same number of renderings in training wordings.
+# "drills" / "frames": the same number of renderings in training wordings. "framesc": the frames less the
+# negated ones that use a negating word no table has (easy_vqa_frames.NEW_NEGATIONS).
 EXTRA_KINDS: dict[str, tuple[str, bool]] = {"drills": ("drills", True), "train": ("train", True),
-                                            "frames": ("frames", False), "trainall": ("train", False)}
+                                            "frames": ("frames", False), "trainall": ("train", False),
+                                            "framesc": ("frames_closed", False)}
 SPLITS = ("seen_train_voices", "heldout_train_voices", "seen_slt", "heldout_slt")
 VARIANTS = ("codes", "feats", "utt_codes", "text", "codes_mask", "codes_causal", "text_causal", "feats_causal")
 
@@ -102,14 +104,14 @@ def draw_items(n: int, wordings: str, voices: list[str] | None, rng: random.Rand
         intent, value = table[label]
         if wordings == "drills":
             templates = drill_wordings()[intent]
-        elif wordings == "frames":
-            templates = frame_wordings()[intent]
+        elif wordings in ("frames", "frames_closed"):
+            templates = frame_wordings(closed_negation=wordings == "frames_closed")[intent]
         else:
             templates = split.wordings(intent, wordings)
         text = fill_wording(rng.choice(templates), intent, value)
         parsed = parse_easy_vqa_question(text)
-        if wordings in ("drills", "frames"):
-            assert parsed is None, f"a {wordings[:-1]} must be in no wording table: {text}"
+        if wordings in ("drills", "frames", "frames_closed"):
+            assert parsed is None, f"a {wordings} wording must be in no table: {text}"
         else:
             assert parsed is not None and (parsed.intent, parsed.value) == (intent, value), text
         if voices is None:

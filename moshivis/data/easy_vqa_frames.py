@@ -63,20 +63,28 @@ EASY_FRAMES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Negating words none of the wording tables uses: the frames above bring them in. `closed_negation=True`
+# drops the negated frames that rely on them, so negation stays the tables' closed class (not / no / nothing
+# / lack / free of) while the plain frames still add new structures.
+NEW_NEGATIONS: tuple[str, ...] = ("missing", "absent", "anything but", "other than", "zero")
+
+
 def _words(template: str) -> list[str]:
     return template.rstrip("?.").replace(". ", " ").split()
 
 
 @lru_cache(maxsize=8)
 def frame_wordings(heldout_fraction: float = 0.3, split_seed: int = 0, min_edits: int = 2,
-                   ) -> dict[str, tuple[str, ...]]:
+                   closed_negation: bool = False) -> dict[str, tuple[str, ...]]:
     """Per intent, the frames a model may train on under that wording split: in no wording table and at
-    least `min_edits` word edits from every held-out wording (sorted)."""
+    least `min_edits` word edits from every held-out wording (sorted); with `closed_negation`, none that
+    says its negation with a word of NEW_NEGATIONS."""
     split = wording_split(heldout_fraction, split_seed)
     tables = {t for intent in EASY_ORIGINALS for t in EASY_ORIGINALS[intent] + EASY_PARAPHRASES[intent]}
     heldout = [_words(t) for intent in split.heldout for t in split.heldout[intent]]
     return {intent: tuple(sorted(t for t in frames if t not in tables
-                                 and min(edit_distance(_words(t), h) for h in heldout) >= min_edits))
+                                 and min(edit_distance(_words(t), h) for h in heldout) >= min_edits
+                                 and not (closed_negation and any(w in t for w in NEW_NEGATIONS))))
             for intent, frames in EASY_FRAMES.items()}
 
 

@@ -76,3 +76,15 @@ def test_frame_dialogues_ask_in_frames_and_answer_their_meaning() -> None:
     assert kept.manifest_config("tiny:x", "t.model")["synth"]["dialogues"]["frame_prob"] == 0.4
     # at 0 the manifest leaves it out, so synth runs made before the option still resume
     assert "frame_prob" not in SynthConfig().manifest_config("tiny:x", "t.model")["synth"]["dialogues"]
+
+
+def test_closed_negation_drops_only_negated_frames_with_new_negating_words() -> None:
+    from moshivis.data.easy_vqa_frames import NEW_NEGATIONS
+
+    every, closed = frame_wordings(), frame_wordings(closed_negation=True)
+    for intent in every:
+        dropped = set(every[intent]) - set(closed[intent])
+        assert set(closed[intent]) <= set(every[intent])
+        assert all(intent.startswith("not_") and any(w in t for w in NEW_NEGATIONS) for t in dropped), dropped
+        assert not any(w in t for t in closed[intent] for w in NEW_NEGATIONS)
+    assert sum(map(len, every.values())) - sum(map(len, closed.values())) == 9
