@@ -63,10 +63,11 @@ from moshivis.data.easy_vqa_wordings import (EASY_ORIGINALS, easy_vqa_meanings, 
 
 # --extra kinds: (the wordings drawn, yes/no meanings only). "train" / "trainall" are the controls of
 # "drills" / "frames": the same number of renderings in training wordings. "framesc": the frames less the
-# negated ones that use a negating word no table has (easy_vqa_frames.NEW_NEGATIONS).
+# negated ones that use a negating word no table has (easy_vqa_frames.NEW_NEGATIONS); "framesp": the yes/no
+# frames in polarity pairs (easy_vqa_frames.PAIRED_FRAMES).
 EXTRA_KINDS: dict[str, tuple[str, bool]] = {"drills": ("drills", True), "train": ("train", True),
                                             "frames": ("frames", False), "trainall": ("train", False),
-                                            "framesc": ("frames_closed", False)}
+                                            "framesc": ("frames_closed", False), "framesp": ("frames_paired", False)}
 SPLITS = ("seen_train_voices", "heldout_train_voices", "seen_slt", "heldout_slt")
 VARIANTS = ("codes", "feats", "utt_codes", "text", "codes_mask", "codes_causal", "text_causal", "feats_causal")
 
@@ -92,7 +93,7 @@ def draw_items(n: int, wordings: str, voices: list[str] | None, rng: random.Rand
     cycled from `voices` at nominal settings, or drawn like the codec's training voices (None)."""
     from moshivis.audio.tiny.voices import draw_voice
     from moshivis.data.easy_vqa_drills import drill_wordings
-    from moshivis.data.easy_vqa_frames import frame_wordings
+    from moshivis.data.easy_vqa_frames import frame_wordings, paired_frame_wordings
 
     table, split = easy_vqa_meanings(), wording_split()
     if wordings == "drills" and not yes_no_only:
@@ -104,13 +105,15 @@ def draw_items(n: int, wordings: str, voices: list[str] | None, rng: random.Rand
         intent, value = table[label]
         if wordings == "drills":
             templates = drill_wordings()[intent]
+        elif wordings == "frames_paired":
+            templates = paired_frame_wordings()[intent]
         elif wordings in ("frames", "frames_closed"):
             templates = frame_wordings(closed_negation=wordings == "frames_closed")[intent]
         else:
             templates = split.wordings(intent, wordings)
         text = fill_wording(rng.choice(templates), intent, value)
         parsed = parse_easy_vqa_question(text)
-        if wordings in ("drills", "frames", "frames_closed"):
+        if wordings in ("drills", "frames", "frames_closed", "frames_paired"):
             assert parsed is None, f"a {wordings} wording must be in no table: {text}"
         else:
             assert parsed is not None and (parsed.intent, parsed.value) == (intent, value), text

@@ -63,6 +63,33 @@ EASY_FRAMES: dict[str, tuple[str, ...]] = {
 }
 
 
+# The yes/no frames again, in polarity PAIRS: each plain frame with its negation by "not" / "no" only, the
+# rest of the frame the same. Stop 27 found that unpaired frames pull a held-out wording toward whichever
+# polarity its nearest new frame has; paired, no frame skeleton carries a polarity, only the negating word.
+PAIRED_FRAMES: dict[str, tuple[tuple[str, str], ...]] = {
+    "color": (("is any shape here {color}?", "is no shape here {color}?"),
+              ("would you say the shape is {color}?", "would you say the shape is not {color}?"),
+              ("tell me, is there a {color} shape?", "tell me, is there no {color} shape?"),
+              ("am i looking at a {color} shape?", "am i not looking at a {color} shape?"),
+              ("is the color of the shape {color}?", "is the color of the shape not {color}?"),
+              ("is it a {color} shape?", "is it not a {color} shape?"),
+              ("does it look {color} to you?", "does it not look {color} to you?"),
+              ("is the object {color}?", "is the object not {color}?"),
+              ("is there any {color} in the image?", "is there no {color} in the image?"),
+              ("is {color} the color of the shape?", "is {color} not the color of the shape?"),
+              ("is the figure {color}?", "is the figure not {color}?")),
+    "shape": (("am i looking at a {shape}?", "am i not looking at a {shape}?"),
+              ("would you say the shape is a {shape}?", "would you say the shape is not a {shape}?"),
+              ("tell me, is there a {shape}?", "tell me, is there no {shape}?"),
+              ("is there any {shape} in the image?", "is there no {shape} in the image?"),
+              ("does the shape look like a {shape}?", "does the shape not look like a {shape}?"),
+              ("is a {shape} drawn in the picture?", "is no {shape} drawn in the picture?"),
+              ("is the image showing a {shape}?", "is the image not showing a {shape}?"),
+              ("would you say there is a {shape} here?", "would you say there is no {shape} here?"),
+              ("am i right that there is a {shape}?", "am i right that there is no {shape}?")),
+}
+
+
 # Negating words none of the wording tables uses: the frames above bring them in. `closed_negation=True`
 # drops the negated frames that rely on them, so negation stays the tables' closed class (not / no / nothing
 # / lack / free of) while the plain frames still add new structures.
@@ -89,13 +116,34 @@ def frame_wordings(heldout_fraction: float = 0.3, split_seed: int = 0, min_edits
 
 
 @lru_cache(maxsize=8)
+def paired_frame_wordings(heldout_fraction: float = 0.3, split_seed: int = 0, min_edits: int = 2,
+                          ) -> dict[str, tuple[str, ...]]:
+    """Like `frame_wordings`, but the yes/no intents take PAIRED_FRAMES, a pair kept only when both its
+    wordings pass the filter (so the skeletons stay balanced); the other intents keep their frames."""
+    split = wording_split(heldout_fraction, split_seed)
+    tables = {t for intent in EASY_ORIGINALS for t in EASY_ORIGINALS[intent] + EASY_PARAPHRASES[intent]}
+    heldout = [_words(t) for intent in split.heldout for t in split.heldout[intent]]
+
+    def ok(t: str) -> bool:
+        return t not in tables and min(edit_distance(_words(t), h) for h in heldout) >= min_edits
+
+    out = dict(frame_wordings(heldout_fraction, split_seed, min_edits))
+    for kind, pairs in PAIRED_FRAMES.items():
+        kept = [(a, b) for a, b in pairs if ok(a) and ok(b)]
+        out[f"has_{kind}"] = tuple(sorted(a for a, _ in kept))
+        out[f"not_{kind}"] = tuple(sorted(b for _, b in kept))
+    return out
+
+
+@lru_cache(maxsize=8)
 def _frame_patterns(heldout_fraction: float, split_seed: int) -> list[tuple[re.Pattern[str], str, str]]:
-    return [(template_regex(t), intent, t)
-            for intent, templates in frame_wordings(heldout_fraction, split_seed).items() for t in templates]
+    every = {i: set(frame_wordings(heldout_fraction, split_seed)[i]) | set(paired_frame_wordings(
+        heldout_fraction, split_seed)[i]) for i in EASY_FRAMES}
+    return [(template_regex(t), intent, t) for intent, templates in every.items() for t in sorted(templates)]
 
 
 def parse_frame(question: str, heldout_fraction: float = 0.3, split_seed: int = 0) -> tuple[str, str | None, str] | None:
-    """(intent, value, template) of a question asked in a frame wording, None if it is not one."""
+    """(intent, value, template) of a question asked in a frame wording (paired or not), None if it is not one."""
     q = question.strip().lower()
     for pattern, intent, template in _frame_patterns(heldout_fraction, split_seed):
         if m := pattern.match(q):

@@ -88,3 +88,20 @@ def test_closed_negation_drops_only_negated_frames_with_new_negating_words() -> 
         assert all(intent.startswith("not_") and any(w in t for w in NEW_NEGATIONS) for t in dropped), dropped
         assert not any(w in t for t in closed[intent] for w in NEW_NEGATIONS)
     assert sum(map(len, every.values())) - sum(map(len, closed.values())) == 9
+
+
+def test_paired_frames_differ_by_the_negating_word_alone() -> None:
+    from moshivis.data.easy_vqa_frames import PAIRED_FRAMES, paired_frame_wordings
+
+    paired = paired_frame_wordings()
+    for kind, pairs in PAIRED_FRAMES.items():
+        has, neg = set(paired[f"has_{kind}"]), set(paired[f"not_{kind}"])
+        assert len(has) == len(neg) >= 8
+        for a, b in pairs:
+            assert (a in has) == (b in neg)  # a pair is kept whole or not at all
+            wa, wb = _words(a), _words(b)
+            assert edit_distance(wa, wb) == 1 and set(wb) - set(wa) <= {"not", "no"}, (a, b)
+            assert not NEGATING.search(a) and NEGATING.search(b), (a, b)
+    assert paired["color"] == frame_wordings()["color"]  # the other intents keep their frames
+    q = fill_wording("is the figure not {color}?", "not_color", "red")
+    assert parse_frame(q)[:2] == ("not_color", "red")
