@@ -113,7 +113,7 @@ def draw_items(n: int, wordings: str, voices: list[str] | None, rng: random.Rand
             templates = split.wordings(intent, wordings)
         text = fill_wording(rng.choice(templates), intent, value)
         parsed = parse_easy_vqa_question(text)
-        if wordings in ("drills", "frames", "frames_closed", "frames_paired"):
+        if wordings not in ("train", "heldout"):  # drills and frames are new wordings
             assert parsed is None, f"a {wordings} wording must be in no table: {text}"
         else:
             assert parsed is not None and (parsed.intent, parsed.value) == (intent, value), text
@@ -451,6 +451,10 @@ def main() -> None:
     sp = sentencepiece.SentencePieceProcessor(model_file=args.tokenizer)
     ys = {k: torch.tensor([it.label for it in v]) for k, v in sets.items()}
     frames = [len(r["codes"]) for r in encoded["train"]]
+    # CTC targets (the same for every view): the training questions' pieces, then the corpus sentences'
+    ctc_corpus = corpus_items(args.corpus)[:args.ctc_corpus] if args.ctc_corpus else []
+    ctc_targets = [torch.tensor(sp.encode(it.text.lower()), dtype=torch.long) for it in sets["train"] + ctc_corpus] \
+        if args.ctc else None
     results: dict[str, dict[str, list[float]]] = {}
     by_template: dict[str, dict[str, list[int]]] = {}  # variant -> "seen|heldout: template" -> [right, n]
     for variant in args.variants:
@@ -478,27 +482,23 @@ def main() -> None:
             xs = {k: quantize([r["feats"] for r in encoded[k]], books) for k in sets}
         else:
             xs = {k: view(encoded[k], sets[k], variant, sp) for k in sets}
-        train_x, train_y, targets = xs["train"], ys["train"], None
-        if args.ctc:
-            targets = [torch.tensor(sp.encode(it.text.lower()), dtype=torch.long) for it in sets["train"]]
-            if args.ctc_corpus:
-                rows = corpus[:args.ctc_corpus]
-                items = corpus_items(args.corpus)[:args.ctc_corpus]
-                if variant == "alt":
-                    cx = [alt.semantic_codes(r["feats"].float()) for r in rows]
-                elif (q := quantizer_spec(variant)) is not None:
-                    cx = quantize([r["feats"] for r in rows], books)
-                else:
-                    cx = view(rows, items, variant, sp)
-                train_x = train_x + cx
-                train_y = torch.cat([train_y, torch.full((len(cx),), -1, dtype=torch.long)])
-                targets = targets + [torch.tensor(sp.encode(it.text.lower()), dtype=torch.long) for it in items]
+        train_x, train_y = xs["train"], ys["train"]
+        if args.ctc_corpus:  # the corpus sentences in this view, with no meaning label
+            rows = corpus[:args.ctc_corpus]
+            if variant == "alt":
+                cx = [alt.semantic_codes(r["feats"].float()) for r in rows]
+            elif quantizer_spec(variant) is not None:
+                cx = quantize([r["feats"] for r in rows], books)
+            else:
+                cx = view(rows, ctc_corpus, variant, sp)
+            train_x = train_x + cx
+            train_y = torch.cat([train_y, torch.full((len(cx),), -1, dtype=torch.long)])
         results[variant] = {k: [] for k in ("train", *SPLITS, *(f"polarity_{s}" for s in SPLITS))}
         by_template[variant] = {}
         for seed in tqdm(range(args.seeds), desc=variant):
             model = train_reader(train_x, train_y, vocab, 384, seed, args.epochs, aug=variant == "codes_mask",
                                  causal=variant.endswith("_causal"), dim=args.dim, layers=args.layers,
-                                 ctc_targets=targets, ctc_vocab=sp.get_piece_size(), ctc_weight=args.ctc)
+                                 ctc_targets=ctc_targets, ctc_vocab=sp.get_piece_size(), ctc_weight=args.ctc)
             for k in ("train", *SPLITS):
                 pred = predict(model, xs[k], vocab)
                 results[variant][k].append(100.0 * float((pred == ys[k]).float().mean()))

@@ -18,8 +18,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from moshivis.data.easy_vqa_wordings import EASY_ORIGINALS, EASY_PARAPHRASES, template_regex, wording_split
-from moshivis.eval.asr_metric import edit_distance
+from moshivis.data.easy_vqa_wordings import heldout_edits, table_wordings, template_regex, wording_split
 
 YES_NO_INTENTS: dict[str, str] = {"has_color": "not_color", "not_color": "has_color",
                                   "has_shape": "not_shape", "not_shape": "has_shape"}
@@ -57,10 +56,6 @@ _RULES: tuple[tuple[str, str, bool], ...] = (
 )
 
 
-def _words(template: str) -> list[str]:
-    return template.rstrip("?.").split()
-
-
 def _rewrites(template: str) -> list[tuple[str, bool]]:
     """Each rule's rewrite of `template` (once, where it applies), with whether it flips the polarity."""
     out = []
@@ -77,8 +72,7 @@ def drill_wordings(heldout_fraction: float = 0.3, split_seed: int = 0, min_edits
     """Per yes/no intent, the drill wordings (sorted): rewrites (at most two) of that split's training
     wordings that are in no wording table and at least `min_edits` word edits from every held-out wording."""
     split = wording_split(heldout_fraction, split_seed)
-    tables = {t for intent in EASY_ORIGINALS for t in EASY_ORIGINALS[intent] + EASY_PARAPHRASES[intent]}
-    heldout = [_words(t) for intent in split.heldout for t in split.heldout[intent]]
+    tables = table_wordings()
     found: dict[str, set[str]] = {intent: set() for intent in YES_NO_INTENTS}
     frontier = [(t, intent) for intent in YES_NO_INTENTS for t in split.train[intent]]
     for _ in range(2):
@@ -92,7 +86,7 @@ def drill_wordings(heldout_fraction: float = 0.3, split_seed: int = 0, min_edits
                 nxt.append((new, new_intent))
         frontier = nxt
     return {intent: tuple(sorted(t for t in found[intent]
-                                 if min(edit_distance(_words(t), h) for h in heldout) >= min_edits))
+                                 if heldout_edits(t, heldout_fraction, split_seed) >= min_edits))
             for intent in YES_NO_INTENTS}
 
 

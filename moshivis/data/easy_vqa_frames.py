@@ -17,8 +17,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from moshivis.data.easy_vqa_wordings import EASY_ORIGINALS, EASY_PARAPHRASES, template_regex, wording_split
-from moshivis.eval.asr_metric import edit_distance
+from moshivis.data.easy_vqa_wordings import heldout_edits, table_wordings, template_regex
 
 EASY_FRAMES: dict[str, tuple[str, ...]] = {
     "shape": ("what shape do you see in the image?", "tell me, what shape is this?", "what is this shape called?",
@@ -96,8 +95,9 @@ PAIRED_FRAMES: dict[str, tuple[tuple[str, str], ...]] = {
 NEW_NEGATIONS: tuple[str, ...] = ("missing", "absent", "anything but", "other than", "zero")
 
 
-def _words(template: str) -> list[str]:
-    return template.rstrip("?.").replace(". ", " ").split()
+def _unheard(template: str, heldout_fraction: float, split_seed: int, min_edits: int) -> bool:
+    """In no wording table and at least `min_edits` word edits from every held-out wording."""
+    return template not in table_wordings() and heldout_edits(template, heldout_fraction, split_seed) >= min_edits
 
 
 @lru_cache(maxsize=8)
@@ -106,11 +106,7 @@ def frame_wordings(heldout_fraction: float = 0.3, split_seed: int = 0, min_edits
     """Per intent, the frames a model may train on under that wording split: in no wording table and at
     least `min_edits` word edits from every held-out wording (sorted); with `closed_negation`, none that
     says its negation with a word of NEW_NEGATIONS."""
-    split = wording_split(heldout_fraction, split_seed)
-    tables = {t for intent in EASY_ORIGINALS for t in EASY_ORIGINALS[intent] + EASY_PARAPHRASES[intent]}
-    heldout = [_words(t) for intent in split.heldout for t in split.heldout[intent]]
-    return {intent: tuple(sorted(t for t in frames if t not in tables
-                                 and min(edit_distance(_words(t), h) for h in heldout) >= min_edits
+    return {intent: tuple(sorted(t for t in frames if _unheard(t, heldout_fraction, split_seed, min_edits)
                                  and not (closed_negation and any(w in t for w in NEW_NEGATIONS))))
             for intent, frames in EASY_FRAMES.items()}
 
@@ -120,16 +116,10 @@ def paired_frame_wordings(heldout_fraction: float = 0.3, split_seed: int = 0, mi
                           ) -> dict[str, tuple[str, ...]]:
     """Like `frame_wordings`, but the yes/no intents take PAIRED_FRAMES, a pair kept only when both its
     wordings pass the filter (so the skeletons stay balanced); the other intents keep their frames."""
-    split = wording_split(heldout_fraction, split_seed)
-    tables = {t for intent in EASY_ORIGINALS for t in EASY_ORIGINALS[intent] + EASY_PARAPHRASES[intent]}
-    heldout = [_words(t) for intent in split.heldout for t in split.heldout[intent]]
-
-    def ok(t: str) -> bool:
-        return t not in tables and min(edit_distance(_words(t), h) for h in heldout) >= min_edits
-
     out = dict(frame_wordings(heldout_fraction, split_seed, min_edits))
     for kind, pairs in PAIRED_FRAMES.items():
-        kept = [(a, b) for a, b in pairs if ok(a) and ok(b)]
+        kept = [(a, b) for a, b in pairs if _unheard(a, heldout_fraction, split_seed, min_edits)
+                and _unheard(b, heldout_fraction, split_seed, min_edits)]
         out[f"has_{kind}"] = tuple(sorted(a for a, _ in kept))
         out[f"not_{kind}"] = tuple(sorted(b for _, b in kept))
     return out

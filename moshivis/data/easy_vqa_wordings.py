@@ -152,6 +152,29 @@ def wording_split(heldout_fraction: float = 0.3, seed: int = 0) -> WordingSplit:
     return WordingSplit(train, heldout)
 
 
+def wording_words(template: str) -> list[str]:
+    """A wording's words for edit distances: end punctuation dropped, sentences joined ("look at the image.
+    what shape is there?"); a placeholder counts as one word."""
+    return template.rstrip("?.").replace(". ", " ").split()
+
+
+@lru_cache(maxsize=1)
+def table_wordings() -> frozenset[str]:
+    """Every wording of the tables (originals and paraphrases, training and held-out, all intents)."""
+    return frozenset(t for intent in EASY_ORIGINALS for t in EASY_ORIGINALS[intent] + EASY_PARAPHRASES[intent])
+
+
+@lru_cache(maxsize=4096)
+def heldout_edits(template: str, heldout_fraction: float = 0.3, split_seed: int = 0) -> int:
+    """The fewest word edits from `template` to any held-out wording of that split, of any intent: the rule
+    that keeps new training wordings (drills, frames) away from the wordings a model is scored on unheard."""
+    from moshivis.eval.asr_metric import edit_distance
+
+    split = wording_split(heldout_fraction, split_seed)
+    words = wording_words(template)
+    return min(edit_distance(words, wording_words(h)) for intent in split.heldout for h in split.heldout[intent])
+
+
 def paraphrase(question: str, rng: random.Random, wordings: WordingSet = "all",
                split: WordingSplit | None = None) -> str:
     """Another wording of an easy-vqa question, same meaning, drawn from `wordings` of `split`

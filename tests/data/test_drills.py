@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from moshivis.data.easy_vqa_drills import YES_NO_INTENTS, _words, drill_wordings
-from moshivis.data.easy_vqa_wordings import EASY_ORIGINALS, EASY_PARAPHRASES, wording_split
+from moshivis.data.easy_vqa_drills import YES_NO_INTENTS, drill_wordings
+from moshivis.data.easy_vqa_wordings import EASY_ORIGINALS, EASY_PARAPHRASES, wording_split, wording_words
 from moshivis.data.sources import SourceRow, read_easy_vqa
 from moshivis.data.synth import SynthConfig
 from moshivis.data.templates import TemplateConfig, make_dialogue
@@ -27,7 +27,7 @@ def test_drills_are_new_far_from_heldout_and_say_their_polarity() -> None:
         assert len(wordings) >= 10, intent
         for t in wordings:
             assert t not in tables
-            assert min(edit_distance(_words(t), _words(h)) for h in heldout) >= 2, t
+            assert min(edit_distance(wording_words(t), wording_words(h)) for h in heldout) >= 2, t
             assert bool(NEGATING.search(t)) == intent.startswith("not_"), (intent, t)
             assert ("{color}" in t) == intent.endswith("color") and ("{shape}" in t) == intent.endswith("shape"), t
             assert len(re.findall(r"\b(?:image|picture|here)\b", t)) <= 1, t

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
-from moshivis.data.easy_vqa_frames import EASY_FRAMES, _words, frame_wordings, parse_frame
+from moshivis.data.easy_vqa_frames import EASY_FRAMES, frame_wordings, parse_frame
 from moshivis.data.easy_vqa_wordings import (EASY_ORIGINALS, EASY_PARAPHRASES, easy_vqa_meanings, fill_wording,
-                                             parse_easy_vqa_question, wording_split)
+                                             parse_easy_vqa_question, wording_split, wording_words)
 from moshivis.eval.asr_metric import edit_distance
 
 NEGATING = re.compile(r"\b(not|no|nothing|zero|missing|absent|anything but|other than)\b")
@@ -23,7 +23,7 @@ def test_frames_are_new_and_far_from_heldout() -> None:
         assert len(wordings) >= 8, intent
         for t in wordings:
             assert t not in tables
-            assert min(edit_distance(_words(t), _words(h)) for h in heldout) >= 2, t
+            assert min(edit_distance(wording_words(t), wording_words(h)) for h in heldout) >= 2, t
             if intent.startswith(("has_", "not_")):
                 assert bool(NEGATING.search(t)) == intent.startswith("not_"), (intent, t)
     # the filter is real: these were written, and each is one word from a held-out wording, so dropped
@@ -99,7 +99,7 @@ def test_paired_frames_differ_by_the_negating_word_alone() -> None:
         assert len(has) == len(neg) >= 8
         for a, b in pairs:
             assert (a in has) == (b in neg)  # a pair is kept whole or not at all
-            wa, wb = _words(a), _words(b)
+            wa, wb = wording_words(a), wording_words(b)
             assert edit_distance(wa, wb) == 1 and set(wb) - set(wa) <= {"not", "no"}, (a, b)
             assert not NEGATING.search(a) and NEGATING.search(b), (a, b)
     assert paired["color"] == frame_wordings()["color"]  # the other intents keep their frames
