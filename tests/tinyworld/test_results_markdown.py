@@ -29,3 +29,30 @@ def test_per_type_table_has_one_row_per_measured_condition():
 def test_no_per_type_table_without_splits():
     res = {"questions": 10, "held_out_voices": ["flite:slt"], "text": _block(60.0, None)}
     assert "by question type" not in markdown(res)
+
+
+def test_spoken_answers_split_the_voice_from_the_hearing():
+    """A wrong text answer the voice says faithfully must not count against the voice: the readable split
+    scores the voice only on text answers that name an answer word."""
+    from types import SimpleNamespace
+
+    from moshivis.tinyworld.results import _spoken_answer_scores
+
+    def item(i: str, question: str, answer: str) -> SimpleNamespace:
+        return SimpleNamespace(id=i, question=question, answers=[answer])
+
+    items = [item("a", "what color is the shape?", "red"), item("b", "what color is the shape?", "teal"),
+             item("c", "what shape is in the image?", "circle"), item("d", "is there a red shape?", "no")]
+    rows = {"a": {"answer": "The shape is red.", "asr": "The shape is red."},            # right, said right
+            "b": {"answer": "The shape is teal.", "asr": "The shape is sealed."},        # the voice fails
+            "c": {"answer": "The shape is a triangle.", "asr": "The shape is a triangle."},  # wrong, said faithfully
+            "d": {"answer": "I like trains.", "asr": "I like trains."}}                  # no answer word at all
+    s = _spoken_answer_scores(rows, items)
+    assert s["n"] == 4 and s["text_readable"] == 3
+    assert s["transcript_matches_text_answer"] == 50.0  # a and c of 4
+    assert s["transcript_matches_readable"] == round(100 * 2 / 3, 2)  # a and c of the 3 readable
+    assert s["transcript_right"] == 25.0  # a only
+    md = markdown({"questions": 4, "held_out_voices": ["flite:slt"], "spoken_answers": s})
+    assert f"| audio prompts, training voices | 4 | 50.0 | {round(200 / 3, 2)} (of 3) | 25.0 |" in md
+    old = {k: v for k, v in s.items() if k not in ("text_readable", "transcript_matches_readable")}
+    assert "| 4 | 50.0 | - | 25.0 |" in markdown({"questions": 4, "held_out_voices": [], "spoken_answers": old})
