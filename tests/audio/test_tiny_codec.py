@@ -273,3 +273,33 @@ def test_refit_mix_holds_training_worded_easy_vqa_questions() -> None:
     assert domain_texts(200, 0.5, seed=3) == texts
     with pytest.raises(ValueError, match="easy_vqa_share"):
         domain_texts(10, 1.5)
+
+
+def test_refit_states_carry_a_trained_model_over(small: TinyCodec, tmp_path: Path) -> None:
+    """refit.build --save-states, then semantic_remap --states: each new code's rows are the mean of the old
+    rows of the frames it took, counted over exactly the states the refit fitted on."""
+    from safetensors.torch import load_file, save_file
+    from testkit import tiny_model
+
+    from moshivis.audio.tiny.refit import build
+    from moshivis.tinyworld.semantic_remap import remap_checkpoint
+
+    small.save(tmp_path / "old")
+    new = build(tmp_path / "old", tmp_path / "new", utterances=4, k=8, workers=1, log=lambda s: None,
+                progress=False, save_states=tmp_path / "states.pt")
+    states = torch.load(tmp_path / "states.pt", weights_only=True)
+    assert states.dtype == torch.float16 and states.shape[1] == 384 and len(states) > 20
+    lm = tiny_model().lm
+    ckpt = tmp_path / "model.safetensors"
+    save_file({"lm." + k: v.contiguous() for k, v in lm.state_dict().items()}, str(ckpt))
+    summary = remap_checkpoint(ckpt, tmp_path / "old", tmp_path / "new", tmp_path / "out.safetensors",
+                               states=tmp_path / "states.pt")
+    assert summary["codes"] == [8, 8]
+    before, after = load_file(str(ckpt)), load_file(str(tmp_path / "out.safetensors"))
+    x = states.float()
+    old_codes, new_codes = small.semantic_codes(x), new.semantic_codes(x)
+    key = "lm.audio_emb.0.weight"
+    for j in new_codes.unique().tolist():
+        expected = before[key][old_codes[new_codes == j]].double().mean(0).float()
+        torch.testing.assert_close(after[key][j], expected, rtol=1e-5, atol=1e-6)
+    assert torch.equal(after[key][8:], before[key][8:])

@@ -13,7 +13,7 @@ level stay, so decoded audio is identical and the causal states are the same; a 
 codebook 0 must be retrained (its input and its own predicted codebook 0 change meaning).
 
     python -m moshivis.audio.tiny.refit --codec tinyworld/codec --out runs/codec_refit [--utterances 2400]
-        [--easy-vqa-share 0.5] [--k K (default: the codec's own)]
+        [--easy-vqa-share 0.5] [--k K (default: the codec's own)] [--save-states states.pt]
 """
 
 from __future__ import annotations
@@ -95,9 +95,11 @@ def refit_semantic(codec: TinyCodec, states: torch.Tensor, k: int, iters: int = 
 
 def build(codec_dir: str | Path, out_dir: str | Path, utterances: int = 2400, easy_vqa_share: float = 0.5,
           k: int | None = None, seed: int = 0, workers: int = 2, log: Callable[[str], None] = print,
-          progress: bool = True) -> TinyCodec:
+          progress: bool = True, save_states: str | Path | None = None) -> TinyCodec:
     """Synthesize the mix (training voices, as the codec's trainer draws them), take its causal states, refit
-    codebook 0 (k centroids; None: as many as the codec has now), save the new codec in out_dir."""
+    codebook 0 (k centroids; None: as many as the codec has now), save the new codec in out_dir.
+    save_states: also write the states [N, 384] (float16 torch file), e.g. for `tinyworld.semantic_remap
+    --states`, which carries a model trained on the old codebook 0 over to the new one."""
     t0 = time.monotonic()
     codec = TinyCodec.load(codec_dir)
     k = codec.config.semantic_k if k is None else k
@@ -113,6 +115,9 @@ def build(codec_dir: str | Path, out_dir: str | Path, utterances: int = 2400, ea
         "from": str(codec_dir), "utterances": utterances, "easy_vqa_share": easy_vqa_share,
         "seconds": {"synthesis": round(t_synth, 1), "states": round(t_states, 1)}})
     new.save(out_dir)
+    if save_states is not None:
+        Path(save_states).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(states.half().contiguous(), str(save_states))
     log(f"codebook 0 refitted: K={k} on {states.shape[0]} states; saved {out_dir}")
     return new
 
@@ -126,9 +131,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--k", type=int, default=None, help="codebook-0 size (default: the codec's own, 512 shipped)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--save-states", default=None,
+                   help="also save the Whisper states it fitted on (float16 torch file [N, 384], about 0.8 kB per "
+                        "frame), for `python -m moshivis.tinyworld.semantic_remap --states`")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
-    codec = build(a.codec, a.out, a.utterances, a.easy_vqa_share, a.k, a.seed, a.workers)
+    codec = build(a.codec, a.out, a.utterances, a.easy_vqa_share, a.k, a.seed, a.workers,
+                  save_states=a.save_states)
     print(json.dumps(codec.config.training["semantic_refit"], indent=2))
 
 
