@@ -63,10 +63,8 @@ def code_weights(old: torch.Tensor, new: torch.Tensor, temperature: float | None
         raise ValueError(f"centroids must be [K, D] with the same D, got old {tuple(old.shape)}, "
                          f"new {tuple(new.shape)}")
     d2 = torch.cdist(new.double(), old.double()).pow(2)  # [K_new, K_old]
-    if temperature == 0:
-        return torch.nn.functional.one_hot(d2.argmin(1), old.shape[0]).double()
     t = float(d2.min(1).values.median()) if temperature is None else float(temperature)
-    if t <= 0:  # every new centroid on an old one: the mix is the nearest alone
+    if t <= 0:  # asked for, or every new centroid sits on an old one: the nearest alone
         return torch.nn.functional.one_hot(d2.argmin(1), old.shape[0]).double()
     return torch.softmax(-d2 / t, dim=1)
 
@@ -111,14 +109,16 @@ def remap_checkpoint(checkpoint: Path, old_codec: Path, new_codec: Path, out: Pa
     """Read a tiny model's safetensors, remap its codebook-0 rows from `old_codec`'s semantic centroids to
     `new_codec`'s, write `out` (metadata kept, plus the remap's provenance) -> a summary. states: a torch
     file of pooled Whisper states [N, 384] for `cooccurrence_weights` (else centroid distances alone)."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
+
+    from ..audio.tiny.codec import WEIGHTS_FILE
+    from ..models.loaders import read_safetensors
 
     def centroids(codec: Path) -> torch.Tensor:
-        path = Path(codec) / "tiny_codec.safetensors"
+        path = Path(codec) / WEIGHTS_FILE
         if not path.exists():
-            raise FileNotFoundError(f"{path}: not a tiny codec folder (no tiny_codec.safetensors)")
-        t = load_file(str(path))
+            raise FileNotFoundError(f"{path}: not a tiny codec folder (no {WEIGHTS_FILE})")
+        t, _ = read_safetensors(path)
         if "semantic.centroids" not in t:
             raise KeyError(f"{path} lacks semantic.centroids")
         return t["semantic.centroids"].float()
@@ -130,9 +130,7 @@ def remap_checkpoint(checkpoint: Path, old_codec: Path, new_codec: Path, out: Pa
         if not isinstance(x, torch.Tensor):
             raise ValueError(f"{states}: expected one tensor [N, 384] of Whisper states, got {type(x).__name__}")
         weights = cooccurrence_weights(x, old, new, fallback=weights)
-    state = load_file(str(checkpoint))
-    with safe_open(str(checkpoint), "pt") as f:
-        meta = dict(f.metadata() or {})
+    state, meta = read_safetensors(checkpoint)
     remapped = remap_semantic_rows(state, weights)
     top = weights.max(1).values
     summary = {"checkpoint": str(checkpoint), "old_codec": str(old_codec), "new_codec": str(new_codec),
