@@ -123,6 +123,14 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_soup(args: argparse.Namespace) -> int:
+    from .train.soup import make_soup
+
+    out = make_soup(args.sources, args.out, args.weights)
+    print(f"soup of {len(args.sources)} checkpoints -> {out}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .train.config import load_config
 
@@ -665,6 +673,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", required=True, choices=["moshivis", "adapters", "kyuteye", "moshi"])
     p.add_argument("--preset", default=None, help="needed for released/moshi sources (they carry no config)")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("soup", help="average fine-tunes of one start (training seeds) into one model file")
+    p.add_argument("sources", nargs="+", help="model files, checkpoint folders, or run folders (latest step)")
+    p.add_argument("--out", required=True, help="a .safetensors file, or a folder to hold model.safetensors")
+    p.add_argument("--weights", type=float, nargs="+", default=None, help="one per source (default: equal)")
+    p.set_defaults(func=cmd_soup)
 
     _add_data_parser(sub)
     return parser

@@ -67,6 +67,20 @@ def test_convert_then_generate_from_checkpoint(capsys, tmp_path, fixture_dir):
     assert r["text_tokens"] == again["text_tokens"] and len(r["text_tokens"]) == 5
 
 
+def test_soup_of_two_copies_generates_like_the_original(capsys, tmp_path, fixture_dir):
+    ours = tmp_path / "a.safetensors"
+    assert main(["convert", str(fixture_dir / "model.safetensors"), str(ours), "--to", "moshivis",
+                 "--preset", "tiny"]) == 0
+    assert main(["soup", str(ours), str(ours), "--out", str(tmp_path / "soup")]) == 0
+    assert "soup of 2 checkpoints" in capsys.readouterr().out
+    args = ["--steps", "6", "--json", "--text-temperature", "0", "--audio-temperature", "0"]
+    r = run_json(capsys, ["generate", "--checkpoint", str(ours), *args])
+    s = run_json(capsys, ["generate", "--checkpoint", str(tmp_path / "soup" / "model.safetensors"), *args])
+    assert s["text_tokens"] == r["text_tokens"]
+    assert main(["soup", str(ours), str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
+    assert "missing: no such file or folder" in capsys.readouterr().err
+
+
 def test_errors_are_one_line(capsys, tmp_path):
     bad = tmp_path / "broken.safetensors"
     bad.write_bytes(b"not a checkpoint")
