@@ -284,6 +284,15 @@ def cmd_tinyworld(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tinyworld_chain(args: argparse.Namespace) -> int:
+    from .tinyworld.chain import ChainConfig, run_chain
+
+    cfg = ChainConfig(work=args.work, smoke=args.smoke, reuse_shipped=args.reuse_shipped, parallel=not args.serial,
+                      until=args.until, recipe_work=args.recipe_work, **({"spec": args.spec} if args.spec else {}))
+    print(json.dumps(run_chain(cfg), indent=2))
+    return 0
+
+
 def cmd_tinyworld_results(args: argparse.Namespace) -> int:
     from .tinyworld.results import ResultsConfig, evaluate, markdown
 
@@ -563,6 +572,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of the adapters' image-free spoken dialogues given another sample's image "
                         "(data.lend_images; default 0: off; README, stop 22)")
     b.set_defaults(func=cmd_tinyworld)
+    ch = tw.add_parser("chain", help="the shipped weights' whole training chain (tinyworld/chain.yaml), resumable")
+    ch.add_argument("--spec", default=None, help="chain spec (default: tinyworld/chain.yaml)")
+    ch.add_argument("--work", default="runs/chain", help="intermediate folder (resumable)")
+    ch.add_argument("--smoke", action="store_true", help="every step at toy sizes (CI)")
+    ch.add_argument("--reuse-shipped", action="store_true",
+                    help="the recipe keeps the shipped codec and vision tower instead of retraining them")
+    ch.add_argument("--serial", action="store_true", help="data steps one after the other, not two at a time")
+    ch.add_argument("--until", default=None, help="stop after this step (a name in the spec, or 'recipe')")
+    ch.add_argument("--recipe-work", default=None,
+                    help="start from this `tinyworld build` work folder (built there first if not done), with that "
+                         "command's settings; default: a private recipe in WORK/recipe")
+    ch.set_defaults(func=cmd_tinyworld_chain)
     r = tw.add_parser("results", help="the embedded model's results table (resumable; results.json + .md)")
     r.add_argument("--bundle", default=None, help="model bundle folder (default: the embedded model)")
     r.add_argument("--out", default="runs/tinyworld/results")

@@ -19,12 +19,8 @@ pytestmark = pytest.mark.skipif(shutil.which("flite") is None or shutil.which("e
                                 reason="the recipe's user voices need flite and espeak-ng (Debian packages)")
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    """One smoke build for the module: (config, build result, log lines)."""
-    logs: list[str] = []
-    cfg = RecipeConfig(work=str(tmp_path_factory.mktemp("tinyworld") / "work"), smoke=True)
-    return cfg, build(cfg, log=logs.append), logs
+# The `smoke` build (config, build result, log lines) is a session fixture in conftest.py: the chain's
+# test (test_chain.py) starts from the same build.
 
 
 @pytest.fixture(scope="module")
