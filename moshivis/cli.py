@@ -322,7 +322,8 @@ def cmd_tinyworld_ablations(args: argparse.Namespace) -> int:
     from .tinyworld.ablations import AblationConfig, markdown, run_ablations
 
     cfg = AblationConfig(work=args.work, steps=args.steps, questions=args.questions, unrelated=args.unrelated,
-                         switching=args.switching, data_stage=args.data_stage)
+                         switching=args.switching, data_stage=args.data_stage, base=args.base, shards=args.shards,
+                         tokenizer=args.tokenizer, codec=args.codec, out=args.out, extra=list(args.extra))
     if args.variants:
         cfg.variants = tuple(args.variants)
     print(markdown(run_ablations(cfg), cfg))
@@ -615,6 +616,15 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--switching", type=int, default=50)
     a.add_argument("--data-stage", default="adapter_data", choices=["adapter_data", "image_data"],
                    help="the adapters' dialogues (image_data: the ones the base heard, as stops 11-12 measured)")
+    a.add_argument("--base", default=None,
+                   help="a base checkpoint that is not the recipe's (e.g. tinyworld/bundle/model.safetensors: its "
+                        "adapters are replaced by fresh ones); needs --shards, --tokenizer, --codec, --out")
+    a.add_argument("--shards", nargs="+", default=None, help="with --base: the adapters' shard folders")
+    a.add_argument("--tokenizer", default=None, help="with --base: the tokenizer its bundles use")
+    a.add_argument("--codec", default=None, help="with --base: the tiny codec folder its bundles use")
+    a.add_argument("--out", default=None, help="with --base: the folder of the table (OUT/STEPS)")
+    a.add_argument("--extra", nargs="*", default=[],
+                   help="training overrides (key=value) for every variant, after the recipe's adapter settings")
     a.set_defaults(func=cmd_tinyworld_ablations)
 
     p = sub.add_parser("eval", help="evaluation on the paper's benchmarks")

@@ -14,6 +14,9 @@ model). Each is then scored by `tinyworld.results` on a subset of its conditions
 image-unrelated questions with an image, and the switching test.
 
     moshivis tinyworld ablations [--work runs/tinyworld] [--steps 250] [--variants ...]
+
+Any base can stand in for the recipe's (`--base`, with its adapters' `--shards`, `--tokenizer`, `--codec`, and
+`--extra` overrides for its own adapter settings): the shipped chain's base is not a `tinyworld build`.
 """
 
 from __future__ import annotations
@@ -58,12 +61,39 @@ class AblationConfig:
     switching_answer_frames: int = 60
     extra: list[str] = field(default_factory=list)  # more training overrides for every variant
     progress: bool = True
+    # A base that is not the recipe's: its checkpoint (adapters are made fresh), the adapters' shards, the
+    # tokenizer and codec its bundles use, and the folder for the table. None: the recipe's, from `work`.
+    base: str | None = None
+    shards: list[str] | None = None
+    tokenizer: str | None = None
+    codec: str | None = None
+    out: str | None = None
+
+    def __post_init__(self) -> None:
+        given = {k: getattr(self, k) for k in ("base", "shards", "tokenizer", "codec", "out")}
+        if given["base"] is not None and any(v is None for v in given.values()):
+            missing = [f"--{k}" for k, v in given.items() if v is None]
+            raise ValueError(f"--base {self.base}: an ablation on another base also needs {', '.join(missing)}")
 
 
 def ablation_dir(cfg: AblationConfig) -> Path:
     """work/ablations/<data stage>-<steps>: variants trained on other dialogues or for another number of
-    steps are kept apart (only rows of one folder compare)."""
+    steps are kept apart (only rows of one folder compare). With `base`: out/<steps>."""
+    if cfg.base is not None:
+        return Path(cfg.out) / str(cfg.steps)
     return Path(cfg.work) / "ablations" / f"{cfg.data_stage}-{cfg.steps}"
+
+
+def _sources(cfg: AblationConfig) -> tuple[str, str, str, str]:
+    """(base checkpoint, adapter shards as one comma list, tokenizer, codec folder)."""
+    if cfg.base is not None:
+        for path in (cfg.base, *cfg.shards, cfg.tokenizer, cfg.codec):
+            if not Path(path).exists():
+                raise FileNotFoundError(f"ablations: {path} does not exist")
+        return cfg.base, ",".join(cfg.shards), cfg.tokenizer, cfg.codec
+    work = Path(cfg.work)
+    return (frozen_base(work), stage_result(work, cfg.data_stage)["shards"],
+            stage_result(work, "tokenizer")["tokenizer"], stage_result(work, "codec")["codec"])
 
 
 def train_variant(cfg: AblationConfig, name: str) -> Path:
@@ -75,9 +105,7 @@ def train_variant(cfg: AblationConfig, name: str) -> Path:
 
     if name not in VARIANTS:
         raise ValueError(f"unknown ablation {name!r}; known: {', '.join(VARIANTS)}")
-    work = Path(cfg.work)
-    base, shards = frozen_base(work), stage_result(work, cfg.data_stage)["shards"]
-    tokenizer, codec = stage_result(work, "tokenizer")["tokenizer"], stage_result(work, "codec")["codec"]
+    base, shards, tokenizer, codec = _sources(cfg)
     out = ablation_dir(cfg) / name
     bundle = out / "bundle"
     if (bundle / "bundle.json").is_file():
@@ -155,8 +183,9 @@ def previous_rows(out: Path, cfg: AblationConfig) -> dict[str, Any]:
 
 
 def markdown(rows: dict[str, Any], cfg: AblationConfig) -> str:
-    lines = [f"Ablations: fresh adapters, {cfg.steps} steps each, same frozen base, data of the "
-             f"{cfg.data_stage} stage; easy-vqa test "
+    data = (f"data of the {cfg.data_stage} stage" if cfg.base is None
+            else f"base {cfg.base}, data {', '.join(cfg.shards or [])}")
+    lines = [f"Ablations: fresh adapters, {cfg.steps} steps each, same frozen base, {data}; easy-vqa test "
              f"{cfg.questions} questions, {cfg.unrelated} unrelated questions, {cfg.switching} switching "
              "conversations (accuracy %)", "",
              "| variant | text prompt | audio prompt | unrelated (with image) | switching: unrelated Q3 | "

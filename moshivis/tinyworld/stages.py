@@ -199,7 +199,9 @@ def adapter_overrides(base: str, shards: str, steps: int, warmup_steps: int, aud
     Adapters start fresh (seeded), not from whatever the base checkpoint carried."""
     from ..data.shards import read_manifest
 
-    audio_only = 0.1 if "audio_only" in read_manifest(shards).get("kinds", {}) else 0.0
+    # `shards`: one folder, or several as a comma list (any with image-free spoken dialogues counts)
+    has = any("audio_only" in read_manifest(x).get("kinds", {}) for x in shards.split(","))
+    audio_only = 0.1 if has else 0.0
     return ["mode=adapters", f"model.checkpoint={base}", "model.fresh_adapters=true", f"data.shards=[{shards}]",
             "data.p_audio=0.5", f"data.audio_only={audio_only}", f"steps={steps}", "optim.lr=2e-3",
             f"optim.warmup_steps={warmup_steps}", f"optim.audio_weight={audio_weight}"]

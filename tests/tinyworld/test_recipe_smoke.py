@@ -141,6 +141,38 @@ def test_ablation_variants_train_from_the_base_and_are_scored(smoke):
     assert "| no_gate |" in md and "adapter_data stage" in md
 
 
+def test_ablation_on_a_given_base(tmp_path, smoke):
+    """`--base` etc.: the variants start from any checkpoint (here the smoke bundle, whose adapters are
+    replaced), on the given shards, with extra overrides after the recipe's adapter settings."""
+    import torch
+
+    from moshivis.models.loaders import load_model
+    from moshivis.tinyworld.ablations import AblationConfig, ablation_dir, run_ablations
+    from moshivis.tinyworld.recipe import stage_result
+
+    cfg, result, _ = smoke
+    bundle = Path(result["bundle"]["result"]["bundle"])
+    acfg = AblationConfig(base=str(bundle / "model.safetensors"), shards=[stage_result(cfg.work, "adapter_data")["shards"],
+                                                                         stage_result(cfg.work, "base_data")["shards"]],
+                          tokenizer=stage_result(cfg.work, "tokenizer")["tokenizer"],
+                          codec=stage_result(cfg.work, "codec")["codec"], out=str(tmp_path / "abl"), steps=2,
+                          variants=("p_audio_0",), questions=2, unrelated=2, switching=1, batch_size=2, max_frames=64,
+                          progress=False, max_answer_frames=6, switching_answer_frames=4,
+                          extra=["data.lend_images=1.0", "data.text_lead=1"])
+    assert ablation_dir(acfg) == tmp_path / "abl" / "2"
+    rows = run_ablations(acfg)
+    assert set(rows) == {"p_audio_0"}
+    run_cfg = (ablation_dir(acfg) / "p_audio_0" / "run" / "config.yaml").read_text()
+    assert "lend_images: 1.0" in run_cfg and "text_lead: 1" in run_cfg and "p_audio: 0.0" in run_cfg
+    base = load_model(bundle / "model.safetensors")
+    model = load_model(ablation_dir(acfg) / "p_audio_0" / "bundle" / "model.safetensors")
+    for k, v in base.lm.state_dict().items():
+        assert torch.equal(model.lm.state_dict()[k], v), k
+    assert "| p_audio_0 |" in (ablation_dir(acfg) / "ablations.md").read_text()
+    with pytest.raises(ValueError, match="also needs --shards, --tokenizer, --codec, --out"):
+        AblationConfig(base="x")
+
+
 def test_stage_settings_follow_dependencies():
     """Changing the adapter steps redoes adapters and bundle only; the base data settings redo the base."""
     import dataclasses
