@@ -705,10 +705,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default=None, help="needed for released/moshi sources (they carry no config)")
     p.set_defaults(func=cmd_convert)
 
+    from .train.soup import add_arguments as add_soup_arguments
+
     p = sub.add_parser("soup", help="average fine-tunes of one start (training seeds) into one model file")
-    p.add_argument("sources", nargs="+", help="model files, checkpoint folders, or run folders (latest step)")
-    p.add_argument("--out", required=True, help="a .safetensors file, or a folder to hold model.safetensors")
-    p.add_argument("--weights", type=float, nargs="+", default=None, help="one per source (default: equal)")
+    add_soup_arguments(p)
     p.set_defaults(func=cmd_soup)
 
     _add_data_parser(sub)

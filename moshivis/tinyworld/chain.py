@@ -200,11 +200,15 @@ class Chain:
         return json.loads(marker.read_text())["result"]
 
     def model_file(self, name: str) -> str:
-        """The weights a step stands for when another starts from it."""
+        """The weights a step stands for when another starts from it: a train step's last checkpoint, a
+        soup's file, a bundle's model file (the recipe's result already names its file)."""
         r = self.result(name)
-        for key in ("checkpoint", "soup", "bundle"):
-            if key in r:
-                return str(Path(r[key]) / "model.safetensors") if key == "bundle" and name != "recipe" else r[key]
+        if "checkpoint" in r:
+            return r["checkpoint"]
+        if "soup" in r:
+            return r["soup"]
+        if "bundle" in r:
+            return r["bundle"] if name == "recipe" else str(Path(r["bundle"]) / "model.safetensors")
         raise ChainError(f"step {name!r} holds no weights to start from")
 
     # the run ------------------------------------------------------------------------------------------
@@ -305,9 +309,8 @@ class Chain:
         rows = min(rows or SMOKE_ROWS, SMOKE_ROWS) if toy else rows
         audio_only = body.pop("audio_only", 0)
         dialogues = DialogueConfig(**body.pop("dialogues", {}))
-        for key in ("gap_s",):  # YAML lists -> the tuples SynthConfig takes
-            if key in body:
-                body[key] = tuple(body[key])
+        if "gap_s" in body:  # a YAML list -> the tuple SynthConfig takes
+            body["gap_s"] = tuple(body["gap_s"])
         return S._synth(stage, out, source=SourceConfig(kind="easy-vqa", split="train", limit=rows),
                         dialogues=dialogues, audio_only=min(audio_only, SMOKE_ROWS) if toy else audio_only,
                         seed=body.pop("seed"), samples_per_shard=64, **body)

@@ -106,11 +106,16 @@ def make_soup(sources: Sequence[str | os.PathLike], out: str | os.PathLike,
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m moshivis.train.soup", description=__doc__.split("\n\n")[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The soup's command-line arguments (here and in `moshivis soup`)."""
     p.add_argument("sources", nargs="+", help="model files, checkpoint folders, or run folders (latest step)")
     p.add_argument("--out", required=True, help="a .safetensors file, or a folder to hold model.safetensors")
     p.add_argument("--weights", type=float, nargs="+", default=None, help="one per source (default: equal)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m moshivis.train.soup", description=__doc__.split("\n\n")[0])
+    add_arguments(p)
     args = p.parse_args(argv)
     try:
         path = make_soup(args.sources, args.out, args.weights)
