@@ -131,6 +131,16 @@ def cmd_soup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from .inference.bundle import assemble_bundle, bundle_codec_spec
+    from .train.soup import resolve_model_file
+
+    out = assemble_bundle(args.out, resolve_model_file(args.base), resolve_model_file(args.adapters),
+                          args.tokenizer, bundle_codec_spec(args.codec))
+    print(f"bundle -> {out} (try: moshivis ask --checkpoint {out} --image IMG --text QUESTION)")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .train.config import load_config
 
@@ -710,6 +720,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("soup", help="average fine-tunes of one start (training seeds) into one model file")
     add_soup_arguments(p)
     p.set_defaults(func=cmd_soup)
+
+    p = sub.add_parser("bundle", help="a model bundle (for ask / demo / eval / serve) from a base and adapters")
+    p.add_argument("--base", required=True, help="the base model: a file, a checkpoint folder or a training run")
+    p.add_argument("--adapters", required=True, help="adapters: an adapter-only file (what mode=adapters training "
+                   "saves; `convert --to adapters` makes one from a full model), its checkpoint folder or run")
+    p.add_argument("--tokenizer", required=True, help="the SentencePiece model the base was trained with")
+    p.add_argument("--codec", required=True, help="a codec spec (tiny:DIR, mimi:...) or a tiny codec folder")
+    p.add_argument("--out", required=True, help="the bundle folder to write")
+    p.set_defaults(func=cmd_bundle)
 
     _add_data_parser(sub)
     return parser

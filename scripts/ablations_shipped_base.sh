@@ -12,37 +12,15 @@ export NO_TORCH_COMPILE=1 HF_HUB_OFFLINE=1 TW=$W/recipe
 M=moshivis
 mkdir -p "$W"
 $M tinyworld build --work $TW --reuse-shipped --stages codec vision tokenizer
-synth() {  # ROWS SEED OUT AUDIO_ONLY OPENER MAX_TURNS: the chain's spoken image dialogues (a31/b32 kind)
-  python - "$@" <<'PY'
-import os, sys
-from pathlib import Path
-import torch
-torch.set_num_threads(1)
-from moshivis.data.synth import DialogueConfig, SourceConfig
-from moshivis.tinyworld import stages as S
-from moshivis.tinyworld.recipe import RecipeConfig, Stage
-rows, seed, out, audio_only, opener, max_turns = sys.argv[1:7]
-cfg = RecipeConfig(work=os.environ["TW"], reuse_shipped=True)
-print(S._synth(Stage(cfg, "image_data"), Path(out), source=SourceConfig(kind="easy-vqa", split="train", limit=int(rows)),
-               dialogues=DialogueConfig(question_types=["properties", "mixed", "misleading"], min_turns=2,
-                                        max_turns=int(max_turns), paraphrase_prob=0.5, evidence_first=True,
-                                        present_questions=True, echo_question=True, opener_prob=float(opener)),
-               audio_only=int(audio_only), speech_fraction=1.0, p_concat=0.0 if max_turns == "2" else 0.2,
-               seed=int(seed), samples_per_shard=64))
-PY
+synth() {  # ROWS SEED OUT AUDIO_ONLY OPENER_PROB MAX_TURNS: the chain's spoken image dialogues (a31/b32 kind)
+  local concat=0.2; [ "$6" = 2 ] && concat=0.0
+  python -m moshivis.tinyworld.generate --recipe-work "$TW" --out "$3" "{generator: image, rows: $1, seed: $2,
+    audio_only: $4, speech_fraction: 1.0, p_concat: $concat, dialogues: {question_types: [properties, mixed, misleading],
+    min_turns: 2, max_turns: $6, paraphrase_prob: 0.5, evidence_first: true, present_questions: true,
+    echo_question: true, opener_prob: $5}}"
 }
 base_dialogues() {  # N SEED OUT: the recipe's image-free spoken exchanges
-  python - "$@" <<'PY'
-import os, sys
-from pathlib import Path
-import torch
-torch.set_num_threads(1)
-from moshivis.tinyworld import stages as S
-from moshivis.tinyworld.recipe import RecipeConfig, Stage
-n, seed, out = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
-print(S._base_dialogues(Stage(RecipeConfig(work=os.environ["TW"], reuse_shipped=True), "base"), out, n, seed,
-                        samples_per_shard=64))
-PY
+  python -m moshivis.tinyworld.generate --recipe-work "$TW" --out "$3" "{generator: base, n: $1, seed: $2}"
 }
 [ -f $W/b32/report.json ] || synth 380 32 $W/b32 40 0.3 4 &
 { [ -d $W/o7 ] || $M data synth --config configs/experiments/echo_speechless.yaml --seed 7 --out $W/o7 --quiet

@@ -29,6 +29,11 @@ wordings, by the evaluation's training voices and by the held-out voice (flite s
                  keeps the Whisper window and reference level, so the cached states stay valid)
     mkmK         k-means fitted on both: the codec's corpus and the training renderings (a tiny-world codec
                  whose codebook 0 has heard the tiny world's training wordings and voices, nothing held out)
+    cent / cent_causal  codebook 0's codes replaced by their centroids (the 384-d Whisper state each code
+                 stands for), read through a linear layer: what the LM would get from an input embedding that
+                 knows which codes sound alike, where a learned table knows only the codes it saw often
+    centemb / centemb_causal  both summed: a learned table plus a linear map of the centroids (an LM's
+                 codebook-0 embedding initialised from, and kept tied to, the centroids)
 
     python scripts/listening_ceiling.py --out runs/ceiling [--train 3000] [--test 300] [--workers 2] [--variants ...]
         [--train-subset N] [--wording-fraction F] [--extra drills:N|train:N|frames:N|trainall:N] [--alt-codec DIR]
@@ -181,13 +186,18 @@ class Reader(torch.nn.Module):
     would hold the question at its end); otherwise attention is two-way and the states are averaged."""
 
     def __init__(self, vocab: int, in_dim: int, n_out: int, dim: int = 128, layers: int = 3, max_len: int = 128,
-                 causal: bool = False, ctc_vocab: int = 0) -> None:
+                 causal: bool = False, ctc_vocab: int = 0, centroids: torch.Tensor | None = None) -> None:
         super().__init__()
         self.causal = causal
         # ctc_vocab > 0: a second head reads the question's text pieces off every position (CTC, blank =
         # ctc_vocab): an auxiliary task that names words wherever they stand, in any sentence frame
         self.ctc_head = torch.nn.Linear(dim, ctc_vocab + 1) if ctc_vocab else None
         self.inp = torch.nn.Embedding(vocab + 1, dim) if vocab else torch.nn.Linear(in_dim, dim)
+        # centroids [vocab, D]: codes also enter as a linear map of their centroid (the pad/mask id maps to 0)
+        self.register_buffer("cent", None if centroids is None else
+                             torch.cat([centroids, torch.zeros(1, centroids.shape[1])]))
+        if centroids is not None:
+            self.cent_proj = torch.nn.Linear(centroids.shape[1], dim)
         self.pos = torch.nn.Parameter(torch.randn(max_len, dim) * 0.02)
         layer = torch.nn.TransformerEncoderLayer(dim, 4, 4 * dim, dropout=0.1, batch_first=True, norm_first=True)
         self.enc = torch.nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
@@ -199,6 +209,8 @@ class Reader(torch.nn.Module):
     def forward_both(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """-> (meaning logits [B, n_out], CTC log-probs [B, T, ctc_vocab + 1] or None)."""
         h = self.inp(x)
+        if self.cent is not None:
+            h = h + self.cent_proj(self.cent[x])
         if h.dim() == 4:  # several codebooks a frame [B, T, S] (ids offset per stage): one summed embedding
             h = h.sum(2)
         h = h + self.pos[: x.shape[1]]
@@ -235,7 +247,7 @@ def augment(s: torch.Tensor, mask_token: int, rng: torch.Generator, p: float = 0
 def train_reader(train_x: list[torch.Tensor], train_y: torch.Tensor, vocab: int, in_dim: int, seed: int,
                  epochs: int = 30, batch: int = 64, aug: bool = False, causal: bool = False, dim: int = 96,
                  layers: int = 2, ctc_targets: list[torch.Tensor] | None = None, ctc_vocab: int = 0,
-                 ctc_weight: float = 0.0) -> Reader:
+                 ctc_weight: float = 0.0, centroids: torch.Tensor | None = None) -> Reader:
     """AdamW, cosine schedule, label smoothing 0.05 (as the feasibility study's reader). A label -1 has no
     meaning loss (a sentence that is no easy-vqa question). ctc_weight > 0: plus that weight times the CTC
     loss of `ctc_targets` (piece ids [L_i] per item, ids < ctc_vocab) read off every position."""
@@ -245,7 +257,7 @@ def train_reader(train_x: list[torch.Tensor], train_y: torch.Tensor, vocab: int,
     if use_ctc and (ctc_targets is None or len(ctc_targets) != len(train_x) or ctc_vocab <= 0):
         raise ValueError("ctc_weight > 0 needs one target per training item and ctc_vocab > 0")
     model = Reader(vocab, in_dim, len(easy_vqa_meanings()), dim=dim, layers=layers, causal=causal,
-                   ctc_vocab=ctc_vocab if use_ctc else 0)
+                   ctc_vocab=ctc_vocab if use_ctc else 0, centroids=centroids)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
     steps = epochs * math.ceil(len(train_x) / batch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
@@ -480,6 +492,15 @@ def main() -> None:
             books = fit_quantizer([r["feats"] for r in fit_on], *q)
             vocab = q[0] * q[1]
             xs = {k: quantize([r["feats"] for r in encoded[k]], books) for k in sets}
+        elif variant.startswith("cent"):
+            from moshivis.audio.tiny.codec import TinyCodec
+
+            books = TinyCodec.load(args.codec).semantic
+            if variant.startswith("centemb"):
+                xs = {k: view(encoded[k], sets[k], "codes", sp) for k in sets}
+            else:  # the centroid vectors themselves, continuous
+                vocab = 0
+                xs = {k: [books[c] for c in view(encoded[k], sets[k], "codes", sp)] for k in sets}
         else:
             xs = {k: view(encoded[k], sets[k], variant, sp) for k in sets}
         train_x, train_y = xs["train"], ys["train"]
@@ -498,7 +519,8 @@ def main() -> None:
         for seed in tqdm(range(args.seeds), desc=variant):
             model = train_reader(train_x, train_y, vocab, 384, seed, args.epochs, aug=variant == "codes_mask",
                                  causal=variant.endswith("_causal"), dim=args.dim, layers=args.layers,
-                                 ctc_targets=ctc_targets, ctc_vocab=sp.get_piece_size(), ctc_weight=args.ctc)
+                                 ctc_targets=ctc_targets, ctc_vocab=sp.get_piece_size(), ctc_weight=args.ctc,
+                                 centroids=books if variant.startswith("centemb") else None)
             for k in ("train", *SPLITS):
                 pred = predict(model, xs[k], vocab)
                 results[variant][k].append(100.0 * float((pred == ys[k]).float().mean()))

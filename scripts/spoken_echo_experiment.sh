@@ -20,39 +20,18 @@ export TW
 
 # Spoken data: the recipe's image-dialogue generator and voices (stages._synth), echoed evidence-first
 # answers. synth ROWS SEED OUT AUDIO_ONLY OPENER_PROB MAX_TURNS; one worker each, two at a time.
-synth() {
-  python - "$@" <<'PY'
-import sys
-from pathlib import Path
-import torch
-torch.set_num_threads(1)  # one core per worker; piper follows torch's count
-from moshivis.data.synth import DialogueConfig, SourceConfig
-from moshivis.tinyworld import stages as S
-from moshivis.tinyworld.recipe import RecipeConfig, Stage
-rows, seed, out, audio_only, opener, max_turns = sys.argv[1:7]
-import os
-cfg = RecipeConfig(work=os.environ["TW"], reuse_shipped=True)
-print(S._synth(Stage(cfg, "image_data"), Path(out), source=SourceConfig(kind="easy-vqa", split="train", limit=int(rows)),
-               dialogues=DialogueConfig(question_types=["properties", "mixed", "misleading"], min_turns=2,
-                                        max_turns=int(max_turns), paraphrase_prob=0.5, evidence_first=True,
-                                        present_questions=True, echo_question=True, opener_prob=float(opener)),
-               audio_only=int(audio_only), speech_fraction=1.0, p_concat=0.0 if max_turns == "2" else 0.2,
-               seed=int(seed), samples_per_shard=64))
-PY
+synth() {  # ROWS SEED OUT AUDIO_ONLY OPENER_PROB MAX_TURNS: the chain's spoken image dialogues (a31/b32 kind)
+  local concat=0.2; [ "$6" = 2 ] && concat=0.0
+  python -m moshivis.tinyworld.generate --recipe-work "$TW" --out "$3" "{generator: image, rows: $1, seed: $2,
+    audio_only: $4, speech_fraction: 1.0, p_concat: $concat, dialogues: {question_types: [properties, mixed, misleading],
+    min_turns: 2, max_turns: $6, paraphrase_prob: 0.5, evidence_first: true, present_questions: true,
+    echo_question: true, opener_prob: $5}}"
 }
 # (the measured single-exchange runs, seeds 41/42, were stopped after 864 and 800 dialogues: limits here)
 [ -f "$W/a31/report.json" ] || { synth 360 31 $W/a31 100 0.3 4 & synth 380 32 $W/b32 40 0.3 4; wait; }
 [ -f "$W/l41/report.json" ] || { synth 864 41 $W/l41 0 0.0 2 & synth 800 42 $W/l42 0 0.0 2; wait; }
 # The base's image-free dialogues as text (seconds).
-[ -d "$W/basetext" ] || python - "$W/basetext" <<'PY'
-import sys
-from pathlib import Path
-from moshivis.tinyworld import stages as S
-from moshivis.tinyworld.recipe import RecipeConfig, Stage
-import os
-print(S._base_dialogues(Stage(RecipeConfig(work=os.environ["TW"], reuse_shipped=True), "base"), Path(sys.argv[1]),
-                        6000, 0, audio_only_as="text"))
-PY
+[ -d "$W/basetext" ] || python -m moshivis.tinyworld.generate --recipe-work "$TW" --out "$W/basetext" "{generator: base, n: 6000, seed: 0, audio_only_as: text}"
 
 COMMON=(model.preset=tinyworld seed=0 batch_size=16 tensorboard=false data.pad_to_max=false data.bucket_window=32
         data.max_frames=240 data.crop=start)
@@ -76,17 +55,10 @@ $M train out_dir=$W/lft "${COMMON[@]}" mode=full model.checkpoint=$(ckpt $W/ft)/
   "$WORDS" save_every=100 --resume
 
 # 4. Bundles (fp16) and the rows: typed 2,000 and spoken 200 of the results sample, and the listening probe.
-python - "$W" <<'PY'
-import sys
-from pathlib import Path
-from moshivis.inference.bundle import assemble_bundle
-from moshivis.train.checkpoint import latest_checkpoint
-w = Path(sys.argv[1])
-for name, base in (("bundle", "ft"), ("bundle_l", "lft")):
-    assemble_bundle(w / name, latest_checkpoint(w / base) / "model.safetensors",
-                    latest_checkpoint(w / "ad") / "model.safetensors", "tinyworld/bundle/tokenizer.model",
-                    f"tiny:{Path('tinyworld/codec').resolve()}")
-PY
+for nb in "bundle ft" "bundle_l lft"; do
+  set -- $nb
+  $M bundle --base $W/$2 --adapters $W/ad --tokenizer tinyworld/bundle/tokenizer.model --codec tinyworld/codec --out $W/$1
+done
 QS="--questions $W/questions.jsonl"
 python -c "
 import sys
@@ -122,16 +94,7 @@ adapters() {
 }
 # bundle NAME BASE ADAPTERS: the bundle (fp16) of two runs' last checkpoints, and its spoken row (first 200).
 bundle() {
-  python - "$W" "$@" <<'PY'
-import sys
-from pathlib import Path
-from moshivis.inference.bundle import assemble_bundle
-from moshivis.train.checkpoint import latest_checkpoint
-w, name, base, adapters = Path(sys.argv[1]), *sys.argv[2:5]
-assemble_bundle(w / name, latest_checkpoint(w / base) / "model.safetensors",
-                latest_checkpoint(w / adapters) / "model.safetensors", "tinyworld/bundle/tokenizer.model",
-                f"tiny:{Path('tinyworld/codec').resolve()}")
-PY
+  $M bundle --base $W/$2 --adapters $W/$3 --tokenizer tinyworld/bundle/tokenizer.model --codec tinyworld/codec --out $W/$1
   $M eval run --checkpoint $W/$1 --benchmark easy-vqa $QS --prompts audio --voices tinyworld-train --limit 200 \
     --out $W/$1.audio200.jsonl
   $M eval score --benchmark easy-vqa --predictions $W/$1.audio200.jsonl $QS --only-predicted --out $W/$1.audio200
@@ -172,18 +135,8 @@ $M eval score --benchmark easy-vqa --predictions $W/bundle_p3.text.jsonl $QS --o
 # image-free spoken skills: 25% on unrelated questions), and the user's frames dropped at random from the
 # inputs (data.user_frame_dropout), then fresh adapters that also see image-free exchanges with a lent image
 # (data.lend_images). Two workers made 896 + 800 image-free exchanges (seeds 0 / 1, the first killed at 17 min).
-base_dialogues() {  # N SEED OUT: the recipe's base_data generator, spoken
-  python - "$@" <<'PY'
-import os, sys
-from pathlib import Path
-import torch
-torch.set_num_threads(1)
-from moshivis.tinyworld import stages as S
-from moshivis.tinyworld.recipe import RecipeConfig, Stage
-n, seed, out = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
-print(S._base_dialogues(Stage(RecipeConfig(work=os.environ["TW"], reuse_shipped=True), "base"), out, n, seed,
-                        samples_per_shard=64))
-PY
+base_dialogues() {  # N SEED OUT: the recipe's image-free spoken exchanges
+  python -m moshivis.tinyworld.generate --recipe-work "$TW" --out "$3" "{generator: base, n: $1, seed: $2}"
 }
 [ -f "$W/bs0/manifest.json" ] || { base_dialogues 896 0 $W/bs0 & base_dialogues 800 1 $W/bs1; wait; }
 all="$shards,$W/l47,$W/l48,$W/l49,$W/l50,$T/o5,$W/basetext,$W/bs0,$W/bs1"
@@ -218,23 +171,10 @@ $M eval score --benchmark easy-vqa --predictions $W/bundle_c.text.jsonl $QS --on
 # exchanges in 17 min (seeds 51/52). The listening phase continued from lc for 400 steps on the recent
 # listening data plus the drills, stop 22's settings otherwise; fresh adapters on it with adc's settings.
 drills() {  # ROWS SEED OUT [TWINS]: single spoken exchanges, properties only, drill wordings for half the yes/no
-  python - "$@" <<'PY'
-import os, sys
-from pathlib import Path
-import torch
-torch.set_num_threads(1)
-from moshivis.data.synth import DialogueConfig, SourceConfig
-from moshivis.tinyworld import stages as S
-from moshivis.tinyworld.recipe import RecipeConfig, Stage
-rows, seed, out = sys.argv[1:4]
-twins = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
-print(S._synth(Stage(RecipeConfig(work=os.environ["TW"], reuse_shipped=True), "image_data"), Path(out),
-               source=SourceConfig(kind="easy-vqa", split="train", limit=int(rows)),
-               dialogues=DialogueConfig(question_types=["properties"], min_turns=2, max_turns=2, paraphrase_prob=0.5,
-                                        drill_prob=0.5, polarity_twins=twins, evidence_first=True,
-                                        present_questions=True, echo_question=True, opener_prob=0.0),
-               audio_only=0, speech_fraction=1.0, p_concat=0.0, seed=int(seed), samples_per_shard=64))
-PY
+  python -m moshivis.tinyworld.generate --recipe-work "$TW" --out "$3" "{generator: image, rows: $1, seed: $2,
+    audio_only: 0, speech_fraction: 1.0, p_concat: 0.0, dialogues: {question_types: [properties], min_turns: 2,
+    max_turns: 2, paraphrase_prob: 0.5, drill_prob: 0.5, polarity_twins: ${4:-0.0}, evidence_first: true,
+    present_questions: true, echo_question: true, opener_prob: 0.0}}"
 }
 [ -f "$W/d51/manifest.json" ] || { drills 800 51 $W/d51 & drills 800 52 $W/d52; wait; }
 recent="$W/a31,$W/l45,$W/l46,$W/l47,$W/l48,$W/l49,$W/l50,$W/d51,$W/d52,$T/o5,$W/basetext,$W/bs0,$W/bs1"
@@ -258,16 +198,7 @@ listen2_on lf le 400 "$recent,$W/t53,$W/t54"
 QS3="--questions tinyworld/results/questions.jsonl --limit 300"  # the first 300 of the shipped bundle's sample
 for b in "bundle_ld ld adc" "bundle_add ld add" "bundle_le le adc" "bundle_lf lf adc"; do
   set -- $b
-  python - "$W" "$@" <<'PY'
-import sys
-from pathlib import Path
-from moshivis.inference.bundle import assemble_bundle
-from moshivis.train.checkpoint import latest_checkpoint
-w, name, base, adapters = Path(sys.argv[1]), *sys.argv[2:5]
-assemble_bundle(w / name, latest_checkpoint(w / base) / "model.safetensors",
-                latest_checkpoint(w / adapters) / "model.safetensors", "tinyworld/bundle/tokenizer.model",
-                f"tiny:{Path('tinyworld/codec').resolve()}")
-PY
+  $M bundle --base $W/$2 --adapters $W/$3 --tokenizer tinyworld/bundle/tokenizer.model --codec tinyworld/codec --out $W/$1
   $M eval run --checkpoint $W/$1 --benchmark easy-vqa $QS3 --prompts audio --voices tinyworld-train --out $W/$1.audio300.jsonl
   python scripts/echo_polarity.py $W/$1.audio300.jsonl
 done

@@ -10,36 +10,17 @@ export NO_TORCH_COMPILE=1 HF_HUB_OFFLINE=1 TW=$W/recipe
 M=moshivis
 mkdir -p "$W"
 $M tinyworld build --work $TW --reuse-shipped --stages codec vision tokenizer
-synth() {  # ROWS SEED OUT TRANSCRIBE
-  python - "$@" <<'PY'
-import os, sys
-from pathlib import Path
-import torch
-torch.set_num_threads(1)
-from moshivis.data.synth import DialogueConfig, SourceConfig
-from moshivis.tinyworld import stages as S
-from moshivis.tinyworld.recipe import RecipeConfig, Stage
-rows, seed, out, tr = sys.argv[1:5]
-print(S._synth(Stage(RecipeConfig(work=os.environ["TW"], reuse_shipped=True), "image_data"), Path(out),
-               source=SourceConfig(kind="easy-vqa", split="train", limit=int(rows)),
-               dialogues=DialogueConfig(question_types=["properties"], min_turns=2, max_turns=2, paraphrase_prob=0.5,
-                                        evidence_first=True, present_questions=True, echo_question=True,
-                                        opener_prob=0.0),
-               audio_only=0, speech_fraction=1.0, p_concat=0.0, seed=int(seed), samples_per_shard=64,
-               transcribe_user=bool(int(tr)), gap_s=(0.4, 1.0)))
-PY
+synth() {  # ROWS SEED OUT TRANSCRIBE: single spoken exchanges, properties only, the user's words on Moshi's text if 1
+  local tr=false; [ "$4" = 1 ] && tr=true
+  python -m moshivis.tinyworld.generate --recipe-work "$TW" --out "$3" "{generator: image, rows: $1, seed: $2,
+    audio_only: 0, speech_fraction: 1.0, p_concat: 0.0, transcribe_user: $tr, gap_s: [0.4, 1.0],
+    dialogues: {question_types: [properties], min_turns: 2, max_turns: 2, paraphrase_prob: 0.5, evidence_first: true,
+    present_questions: true, echo_question: true, opener_prob: 0.0}}"
 }
 [ -f $W/x61/report.json ] || { synth 420 61 $W/x61 1 & synth 420 62 $W/x62 1; wait; }
 for s in 61 62; do [ -f $W/x${s}s/manifest.json ] || python scripts/strip_user_transcripts.py $W/x$s $W/x${s}s; done
 [ -d runs/echo/o5 ] || $M data synth --config configs/experiments/echo_speechless.yaml --seed 5 --out runs/echo/o5 --quiet
-[ -d $W/basetext ] || python - $W/basetext <<'PY'
-import os, sys
-from pathlib import Path
-from moshivis.tinyworld import stages as S
-from moshivis.tinyworld.recipe import RecipeConfig, Stage
-print(S._base_dialogues(Stage(RecipeConfig(work=os.environ["TW"], reuse_shipped=True), "base"), Path(sys.argv[1]),
-                        6000, 0, audio_only_as="text"))
-PY
+[ -d $W/basetext ] || python -m moshivis.tinyworld.generate --recipe-work "$TW" --out "$W/basetext" "{generator: base, n: 6000, seed: 0, audio_only_as: text}"
 # The shipped adapters as an adapter-only file (the bundle holds base + adapters in one file).
 [ -f $W/adc_shipped.safetensors ] || python -c "
 import torch; from moshivis.models.loaders import load_model, save_checkpoint
@@ -54,16 +35,9 @@ listen() {  # RUN FROM SHARDS STEPS SEED
     data.text_only=0.1 steps=$4 optim.lr=5e-4 optim.warmup_steps=30 optim.key_weight=30 "$POL" save_every=100 \
     data.text_lead=2 data.hide_moshi_audio=0.5 data.user_frame_dropout=0.2 --resume
 }
-bundle() {  # NAME RUN
-  python - "$W" "$@" <<'PY'
-import sys
-from pathlib import Path
-from moshivis.inference.bundle import assemble_bundle
-from moshivis.train.checkpoint import latest_checkpoint
-w, name, base = Path(sys.argv[1]), *sys.argv[2:4]
-assemble_bundle(w / name, latest_checkpoint(w / base) / "model.safetensors", w / "adc_shipped.safetensors",
-                "tinyworld/bundle/tokenizer.model", f"tiny:{Path('tinyworld/codec').resolve()}")
-PY
+bundle() {  # NAME RUN: RUN's last checkpoint with the shipped adapters
+  $M bundle --base $W/$2 --adapters $W/adc_shipped.safetensors --tokenizer tinyworld/bundle/tokenizer.model \
+    --codec tinyworld/codec --out $W/$1
 }
 T="$W/x61,$W/x62,runs/echo/o5,$W/basetext"; C="$W/x61s,$W/x62s,runs/echo/o5,$W/basetext"
 listen lt tinyworld/bundle/model.safetensors "$T" 400 0

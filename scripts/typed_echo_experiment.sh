@@ -48,15 +48,7 @@ moshivis train out_dir=$W/adapters "${COMMON[@]}" mode=adapters model.fresh_adap
   optim.lr=2e-3 optim.warmup_steps=50 optim.key_weight=10 "$WORDS" save_every=200 --resume
 
 # 5. A bundle (fp16, like the shipped one) and its typed row of the results table (2,000 questions).
-python - "$W" <<'PY'
-import sys
-from pathlib import Path
-from moshivis.inference.bundle import assemble_bundle
-from moshivis.train.checkpoint import latest_checkpoint
-w = Path(sys.argv[1])
-assemble_bundle(w / "bundle", latest_checkpoint(w / "kwo") / "model.safetensors",
-                latest_checkpoint(w / "adapters") / "model.safetensors", "tinyworld/bundle/tokenizer.model",
-                f"tiny:{Path('tinyworld/codec').resolve()}")
-PY
+moshivis bundle --base $W/kwo --adapters $W/adapters --tokenizer tinyworld/bundle/tokenizer.model \
+  --codec tinyworld/codec --out $W/bundle
 moshivis eval verdict --checkpoint $W/bundle --shards $W/o7 --limit 300
 moshivis tinyworld results --bundle $W/bundle --out $W/results --conditions text

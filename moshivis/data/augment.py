@@ -14,6 +14,7 @@ import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 
+from moshivis.data.polarity_facts import polarity_fact
 from moshivis.data.templates import numbers_in_words
 from moshivis.data.types import Dialogue, Turn
 
@@ -113,16 +114,32 @@ def _next_day(rng: random.Random) -> tuple[str, str]:
 SMALLTALK_TOPICS: dict[str, Callable[[random.Random], tuple[str, str]]] = {
     "arithmetic": _arithmetic, "counting": _counting, "colors": _color_of_thing, "yes_no": _yes_no_fact,
     "legs": _legs, "days": _next_day, "shapes": _shape_fact, "color_mix": _color_mix,
+    "polarity": polarity_fact,
 }
+# The topics drawn when none are named (what every recipe dataset so far was made with). "polarity" is
+# asked for by name (`SynthConfig.audio_only_topics`).
+DEFAULT_TOPICS = ("arithmetic", "counting", "colors", "yes_no", "legs", "days", "shapes", "color_mix")
+
+
+def check_topics(topics: Sequence[str] | None) -> tuple[str, ...]:
+    """The topics to draw from (DEFAULT_TOPICS for None); unknown names are an error naming them."""
+    if topics is None:
+        return DEFAULT_TOPICS
+    bad = [t for t in topics if t not in SMALLTALK_TOPICS]
+    if bad or not topics:
+        raise ValueError(f"audio-only topics {bad or '[]'}: choose from {', '.join(SMALLTALK_TOPICS)}")
+    return tuple(topics)
 _OPENERS = (("Hi Moshi!", "Hi! How can I help you?"), ("Hello, how are you?", "I'm doing well, thanks for asking!"),
             ("Can I ask you a few questions?", "Of course, go ahead."))
 
 
 def smalltalk_dialogue(rng: random.Random, min_pairs: int = 1, max_pairs: int = 4,
-                       numbers_as_words: bool = False, dialogue_id: str | None = None) -> Dialogue:
+                       numbers_as_words: bool = False, dialogue_id: str | None = None,
+                       topics: Sequence[str] | None = None) -> Dialogue:
     """An image-unrelated dialogue of `min_pairs..max_pairs` question/answer exchanges (sometimes opened
     by a greeting), every turn `about_image=False`, `image=None`. `meta["qa"]` keeps the topic of each
-    exchange, so tests and filters can check answers."""
+    exchange, so tests and filters can check answers. topics: the topics drawn (None: DEFAULT_TOPICS)."""
+    drawn = list(check_topics(topics))
     n = rng.randint(min_pairs, max_pairs)
     pairs: list[tuple[str, str]] = []
     topics: list[str] = []
@@ -130,7 +147,7 @@ def smalltalk_dialogue(rng: random.Random, min_pairs: int = 1, max_pairs: int = 
         pairs.append(rng.choice(_OPENERS))
         topics.append("greeting")
     while len(pairs) < n:
-        topic = rng.choice(list(SMALLTALK_TOPICS))
+        topic = rng.choice(drawn)
         q, a = SMALLTALK_TOPICS[topic](rng)
         if (q, a) in pairs:
             continue  # the same yes/no fact twice in a row would be odd
@@ -155,7 +172,8 @@ def as_audio_only(d: Dialogue) -> Dialogue:
 
 
 def audio_only_dialogues(n: int | None = 100, seed: int = 0, source: Iterable[Dialogue] | None = None,
-                         min_pairs: int = 1, max_pairs: int = 4, numbers_as_words: bool = False) -> Iterator[Dialogue]:
+                         min_pairs: int = 1, max_pairs: int = 4, numbers_as_words: bool = False,
+                         topics: Sequence[str] | None = None) -> Iterator[Dialogue]:
     """`n` audio-only dialogues (image None): from `source` (a text dialogue source, made imageless by
     `as_audio_only`) when given, else from the built-in generator. Deterministic per seed; `n` None with
     a source: all of it."""
@@ -169,7 +187,8 @@ def audio_only_dialogues(n: int | None = 100, seed: int = 0, source: Iterable[Di
         raise ValueError("the built-in generator is endless: pass n")
     for i in range(n):
         rng = random.Random(f"audio-only|{seed}|{i}")
-        yield smalltalk_dialogue(rng, min_pairs, max_pairs, numbers_as_words, dialogue_id=f"{SMALLTALK}:{seed}:{i}")
+        yield smalltalk_dialogue(rng, min_pairs, max_pairs, numbers_as_words, dialogue_id=f"{SMALLTALK}:{seed}:{i}",
+                                 topics=topics)
 
 
 # -------------------------------------------------------------------------------------- concatenation

@@ -142,6 +142,8 @@ class SynthConfig:
     # "text": the image-free dialogues become text_only samples (text stream only, no TTS or codec) instead
     # of spoken audio_only ones: the same dialogues (same seed) as a spoken run, for a base to learn both.
     audio_only_as: str = "audio"
+    # the image-free dialogues' topics (`augment.SMALLTALK_TOPICS`); None: the default mix
+    audio_only_topics: list[str] | None = None
     speech_fraction: float = 0.5  # share of image dialogues also rendered as image_speech samples
     moshi_voice: str = "piper:joe"
     user_voices: list[str] | None = None  # None: VoicePool's defaults (flite + espeak voices)
@@ -212,6 +214,10 @@ class SynthConfig:
                 or self.audio_only_max_pairs < 1):
             raise ValueError("max_frames, samples_per_shard and audio_only_max_pairs must be >= 1; audio_only and "
                              "tail_s >= 0")
+        if self.audio_only_topics is not None:
+            from moshivis.data.augment import check_topics
+
+            check_topics(self.audio_only_topics)
         if self.transcript_lag_frames < 0:
             raise ValueError(f"transcript_lag_frames must be >= 0, got {self.transcript_lag_frames}")
         if self.user_subframe_phases < 0:
@@ -374,7 +380,7 @@ def collect_dialogues(cfg: SynthConfig, report: SynthReport,
         dialogues.append(concat_augment(d, rng, cfg.p_concat,
                                         unrelated=lambda r: smalltalk_dialogue(r, numbers_as_words=numbers)))
     dialogues += audio_only_dialogues(cfg.audio_only, cfg.seed, max_pairs=cfg.audio_only_max_pairs,
-                                      numbers_as_words=numbers)
+                                      numbers_as_words=numbers, topics=cfg.audio_only_topics)
     report.dialogues = len(dialogues)
     report.dialogue_s += time.perf_counter() - t0
     return dialogues

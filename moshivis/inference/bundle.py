@@ -73,6 +73,20 @@ def write_bundle_file(root: str | os.PathLike, model: str, tokenizer: str, codec
     return out
 
 
+def bundle_codec_spec(codec: str | os.PathLike) -> str:
+    """A codec spec for bundle.json (`audio.registry.load_codec`'s forms): "mimi", "mimi:PATH", "py:..." as
+    given; "tiny:DIR" or a bare DIR (a tiny codec folder) -> "tiny:<absolute DIR>", checked to exist."""
+    text = str(codec)
+    kind, sep, rest = text.partition(":")
+    if text == "mimi" or (sep and kind in ("mimi", "py")):
+        return text
+    folder = Path(rest if sep and kind == "tiny" else text)
+    if not folder.is_dir():
+        raise ValueError(f"codec {text!r}: not a codec spec (mimi, mimi:PATH, tiny:DIR, py:module:Class) "
+                         "and no such codec folder")
+    return f"tiny:{folder.resolve()}"
+
+
 def assemble_bundle(out: str | os.PathLike, base: str | os.PathLike, adapters: str | os.PathLike,
                     tokenizer: str | os.PathLike, codec: str) -> Path:
     """A bundle folder from a base checkpoint and an adapters one: one full checkpoint in float16 (to keep a

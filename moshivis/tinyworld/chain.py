@@ -25,7 +25,6 @@ colour and shape word, and the verdict openings, anywhere), `polarity` (`words` 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -34,12 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .markers import StepMarkers
 from .recipe import REPO, RecipeConfig, build, die_with_parent, stage_result
 
 DEFAULT_SPEC = REPO / "tinyworld" / "chain.yaml"
 KINDS = ("data", "train", "soup", "bundle")
 KEY_SETS = ("verdict", "words", "polarity")
-SMOKE_ROWS, SMOKE_STEPS, SMOKE_BATCH = 3, 2, 2
+SMOKE_STEPS, SMOKE_BATCH = 2, 2
 
 
 class ChainError(ValueError):
@@ -122,12 +122,12 @@ def _refs(kind: str, body: dict[str, Any], where: str, common: dict[str, Any]) -
         return body[key]
 
     if kind == "data":
-        generator = need("generator", str)
-        if generator not in ("image", "base"):
-            raise ChainError(f"{where}: `data.generator` is {generator!r}; use 'image' or 'base'")
-        need("seed", int)
-        if generator == "base":
-            need("n", int)
+        from .generate import DataBodyError, check_body
+
+        try:
+            check_body(body, where, prefix="data.")
+        except DataBodyError as e:
+            raise ChainError(str(e)) from None
         return []
     if kind == "train":
         start = need("from", str)
@@ -159,6 +159,7 @@ class Chain:
         if cfg.until is not None and cfg.until not in self.by_name and cfg.until != "recipe":
             raise ChainError(f"--until {cfg.until!r}: no such step in {cfg.spec}")
         self.work = Path(cfg.work)
+        self._settings: dict[str, dict[str, Any]] = {}  # settings() by step: the spec does not change in a run
         kw: dict[str, Any] = {"work": cfg.recipe_work} if cfg.recipe_work else {
             "work": str(self.work / "recipe"), "artefacts": str(self.work / "recipe" / "artefacts")}
         try:
@@ -170,34 +171,41 @@ class Chain:
     # settings -----------------------------------------------------------------------------------------
     def settings(self, name: str) -> dict[str, Any]:
         """A step's body with the settings of every step it reads, and the toy switch: what its output
-        depends on."""
+        depends on. Computed once per step (each one nests its whole upstream)."""
+        if name in self._settings:
+            return self._settings[name]
         if name == "recipe":
-            return {"recipe": self.spec.get("recipe") or {}, "smoke": self.cfg.smoke,
-                    "reuse_shipped": self.cfg.reuse_shipped, "recipe_work": self.cfg.recipe_work}
-        step = self.by_name[name]
-        extra = {"common": self.spec.get("train_common", {}).get(step.body.get("common"))} if step.kind == "train" else {}
-        return {"kind": step.kind, "body": step.body, **extra, "smoke": self.cfg.smoke,
-                "upstream": {r: self.settings(r) for r in (*step.refs, *(["recipe"] if step.kind != "soup" else []))}}
+            out = {"recipe": self.spec.get("recipe") or {}, "smoke": self.cfg.smoke,
+                   "reuse_shipped": self.cfg.reuse_shipped, "recipe_work": self.cfg.recipe_work}
+        else:
+            step = self.by_name[name]
+            extra = {"common": self.spec.get("train_common", {}).get(step.body.get("common"))} \
+                if step.kind == "train" else {}
+            out = {"kind": step.kind, "body": step.body, **extra, "smoke": self.cfg.smoke,
+                   "upstream": {r: self.settings(r)
+                                for r in (*step.refs, *(["recipe"] if step.kind != "soup" else []))}}
+        self._settings[name] = out
+        return out
 
     def _dir(self, name: str) -> Path:
         return self.work / name
 
+    def markers(self, name: str) -> StepMarkers:
+        return StepMarkers(self._dir(name), self.settings(name))
+
     def is_done(self, name: str) -> bool:
-        marker = self._dir(name) / "done.json"
-        return marker.is_file() and json.loads(marker.read_text())["settings"] == json.loads(
-            json.dumps(self.settings(name)))
+        return self.markers(name).is_done()
 
     def _finish(self, name: str, seconds: float, result: dict[str, Any]) -> None:
-        (self._dir(name) / "done.json").write_text(json.dumps(
-            {"settings": self.settings(name), "seconds": round(seconds, 1), "result": result}, indent=2, default=str))
+        self.markers(name).finish(seconds, result)
 
     def result(self, name: str) -> dict[str, Any]:
         if name == "recipe":
             return {"bundle": str(Path(stage_result(self.recipe_cfg.work, "bundle")["bundle"]) / "model.safetensors")}
-        marker = self._dir(name) / "done.json"
-        if not marker.is_file():
-            raise FileNotFoundError(f"{marker}: chain step {name!r} is not done")
-        return json.loads(marker.read_text())["result"]
+        markers = self.markers(name)
+        if not markers.done_file.is_file():
+            raise FileNotFoundError(f"{markers.done_file}: chain step {name!r} is not done")
+        return markers.record()["result"]
 
     def model_file(self, name: str) -> str:
         """The weights a step stands for when another starts from it: a train step's last checkpoint, a
@@ -251,17 +259,10 @@ class Chain:
         build(self.recipe_cfg, log=self.log)
 
     def _prepare(self, step: Step) -> None:
-        d = self._dir(step.name)
-        marker = d / "done.json"
-        if marker.is_file():  # done with other settings: its outputs are stale
+        """Done or begun with other settings: its outputs are stale and cleared; interrupted with the same
+        ones: kept, to resume from."""
+        if self.markers(step.name).start() is not None:
             self.log(f"[chain] {step.name}: settings changed, redoing")
-            shutil.rmtree(d)
-        started = d / "started.json"
-        current = json.loads(json.dumps(self.settings(step.name)))
-        if started.is_file() and json.loads(started.read_text()) != current:  # begun with other settings
-            shutil.rmtree(d)
-        d.mkdir(parents=True, exist_ok=True)
-        started.write_text(json.dumps(current))
 
     def _run_one(self, step: Step) -> float:
         self._prepare(step)
@@ -294,26 +295,9 @@ class Chain:
 
     # the step kinds -----------------------------------------------------------------------------------
     def _data(self, step: Step) -> dict[str, Any]:
-        from ..data.synth import DialogueConfig, SourceConfig
-        from . import stages as S
-        from .recipe import Stage
+        from .generate import make_data
 
-        body = dict(step.body)
-        stage = Stage(self.recipe_cfg, "image_data")
-        out = self._dir(step.name) / "shards"
-        toy = self.cfg.smoke
-        if body.pop("generator") == "base":
-            n = min(body.pop("n"), SMOKE_ROWS) if toy else body.pop("n")
-            return S._base_dialogues(stage, out, n, body.pop("seed"), samples_per_shard=64, **body)
-        rows = body.pop("rows", None)
-        rows = min(rows or SMOKE_ROWS, SMOKE_ROWS) if toy else rows
-        audio_only = body.pop("audio_only", 0)
-        dialogues = DialogueConfig(**body.pop("dialogues", {}))
-        if "gap_s" in body:  # a YAML list -> the tuple SynthConfig takes
-            body["gap_s"] = tuple(body["gap_s"])
-        return S._synth(stage, out, source=SourceConfig(kind="easy-vqa", split="train", limit=rows),
-                        dialogues=dialogues, audio_only=min(audio_only, SMOKE_ROWS) if toy else audio_only,
-                        seed=body.pop("seed"), samples_per_shard=64, **body)
+        return make_data(self.recipe_cfg, step.body, self._dir(step.name) / "shards", toy=self.cfg.smoke)
 
     def key_tokens(self, which: str) -> list[int]:
         return key_tokens(stage_result(self.recipe_cfg.work, "tokenizer")["tokenizer"], which, self.cfg.smoke)

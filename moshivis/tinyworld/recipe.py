@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .markers import StepMarkers, as_json
+
 REPO = Path(__file__).resolve().parents[2]
 STAGES = ("codec", "vision", "tokenizer", "init", "base_data", "image_data", "base", "base_listen", "adapter_data",
           "adapters", "bundle")
@@ -224,27 +226,23 @@ def stage_result(work: str | Path, name: str) -> dict[str, Any]:
 
 
 class Stage:
-    """A named step with a work folder and a `done.json` marker."""
+    """A named stage with a work folder and its resume markers (`markers.StepMarkers`)."""
 
     def __init__(self, cfg: RecipeConfig, name: str) -> None:
         self.cfg, self.name = cfg, name
         self.dir = Path(cfg.work) / name
-        self.marker = self.dir / "done.json"
-        self.started = self.dir / "started.json"  # the settings an unfinished stage is being built with
 
     def settings(self) -> dict[str, Any]:
-        return json.loads(json.dumps(stage_settings(self.cfg, self.name), default=str))
+        return as_json(stage_settings(self.cfg, self.name))
+
+    def markers(self) -> StepMarkers:
+        return StepMarkers(self.dir, self.settings())
 
     def is_done(self) -> bool:
-        if not self.marker.is_file():
-            return False
-        # Compare as JSON: tuples in the settings come back as lists.
-        return json.loads(self.marker.read_text()).get("settings") == json.loads(json.dumps(self.settings()))
+        return self.markers().is_done()
 
     def finish(self, seconds: float, result: dict[str, Any]) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.marker.write_text(json.dumps({"settings": self.settings(), "seconds": round(seconds, 1),
-                                           "result": result}, indent=2, default=str))
+        self.markers().finish(seconds, result)
 
 
 PARALLEL = ("base_data", "image_data")  # the synth stages run side by side, two processes on two cores
@@ -307,26 +305,22 @@ def _run_in_child(cfg: RecipeConfig, name: str, force: bool) -> tuple[dict[str, 
 def run_stage(cfg: RecipeConfig, name: str, fn: Callable[[Stage], dict[str, Any]], force: bool = False,
               log: Callable[[str], None] = print) -> dict[str, Any]:
     stage = Stage(cfg, name)
-    if stage.is_done() and not force:
+    markers = stage.markers()
+    if markers.is_done() and not force:
         log(f"[tinyworld] {name}: done before, skipped")
-        return json.loads(stage.marker.read_text())
-    current = json.loads(json.dumps(stage.settings()))
-    interrupted_other = (stage.started.is_file() and not stage.marker.is_file()
-                         and json.loads(stage.started.read_text()) != current)
-    if stage.marker.is_file() or force or interrupted_other:
-        # Done (or begun) with other settings, or forced: its outputs are stale, start the stage afresh. A
-        # stage interrupted with the same settings resumes from what it wrote.
-        log(f"[tinyworld] {name}: forced, rebuilding" if force else
+        return markers.record()
+    # Done (or begun) with other settings, or forced: its outputs are stale, and start() clears them. A
+    # stage interrupted with the same settings resumes from what it wrote.
+    why = markers.start(force)
+    if why is not None:
+        log(f"[tinyworld] {name}: forced, rebuilding" if why == "forced" else
             f"[tinyworld] {name}: settings changed since it was built, rebuilding")
-        shutil.rmtree(stage.dir, ignore_errors=True)
     log(f"[tinyworld] {name} ...")
-    stage.dir.mkdir(parents=True, exist_ok=True)
-    stage.started.write_text(json.dumps(current))
     t0 = time.monotonic()
     result = fn(stage)
-    stage.finish(time.monotonic() - t0, result)
+    markers.finish(time.monotonic() - t0, result)
     log(f"[tinyworld] {name}: {time.monotonic() - t0:.0f} s")
-    return json.loads(stage.marker.read_text())
+    return markers.record()
 
 
 def build(cfg: RecipeConfig, stages: tuple[str, ...] = STAGES, force: bool = False,

@@ -64,6 +64,16 @@ def test_causal_reader_ignores_the_future_and_padding():
     assert torch.allclose(c, d, atol=1e-5)  # padding is masked in the two-way reader too
 
 
+def test_centroid_inputs_read_a_code_as_its_centroid_and_padding_as_nothing():
+    m = load()
+    cents = torch.randn(5, 384)
+    r = m.Reader(5, 384, 35, dim=16, layers=1, centroids=cents)
+    assert torch.equal(r.cent[:5], cents) and not r.cent[5].any()  # id 5 (= vocab) is the pad / mask id
+    x, mask = m.batchify([torch.tensor([0, 4, 2]), torch.tensor([1])], 5)
+    assert r(x, mask).shape == (2, 35)
+    assert m.Reader(5, 384, 35, dim=16, layers=1).cent is None
+
+
 def test_augment_masks_about_p_and_crops_at_most_two_each_side():
     m = load()
     g = torch.Generator().manual_seed(0)
@@ -140,11 +150,12 @@ def test_main_runs_every_kind_of_view_from_a_cache(tmp_path, monkeypatch, capsys
                 "utt_codes": torch.randint(0, 512, (n,), generator=g)}
 
     torch.save({k: [row() for _ in range(n)] for k, n in sizes.items()}, tmp_path / "encoded_40_6.pt")
-    variants = ["codes_causal", "feats", "text", "km8"]
+    # cent*: the shipped codec's centroids
+    variants = ["codes_causal", "feats", "text", "km8", "cent_causal", "centemb"]
     monkeypatch.setattr(sys, "argv", ["listening_ceiling.py", "--out", str(tmp_path), "--train", "40", "--test", "6",
                                       "--seeds", "1", "--epochs", "1", "--variants", *variants])
     m.main()
-    summary = __import__("json").loads((tmp_path / "summary_codes_causal_feats_text_km8.json").read_text())
+    summary = __import__("json").loads((tmp_path / f"summary_{'_'.join(variants)}.json").read_text())
     assert set(summary["accuracy_mean"]) == set(variants)
     for r in summary["accuracy_mean"].values():
         assert 0 <= r["seen_train_voices"] <= 100 and "polarity_heldout_slt" in r

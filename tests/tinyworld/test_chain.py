@@ -53,7 +53,7 @@ def test_the_shipped_spec_leads_to_the_shipped_bundle() -> None:
     ([{"name": "a"}], r"step 'a' \(steps\[0\]\): give exactly one of data, train"),
     ([{"name": "a", "data": {"generator": "image", "seed": 0}, "train": {}}], "exactly one"),
     ([{"name": "a", "data": {"generator": "speech", "seed": 0}}], r"`data.generator` is 'speech'"),
-    ([{"name": "a", "data": {"generator": "base", "seed": 0}}], r"`data.n` is missing"),
+    ([{"name": "a", "data": {"generator": "base", "seed": 0}}], r"`data.n` \(how many image-free exchanges\) is missing"),
     ([{"name": "t", "train": {"from": "x", "shards": [], "steps": 1}}], r"step 't'.*refers to 'x'"),
     ([{"name": "d", "data": {"generator": "image", "seed": 0}},
       {"name": "d", "data": {"generator": "image", "seed": 1}}], r"step 'd' \(steps\[1\]\): the name is used twice"),

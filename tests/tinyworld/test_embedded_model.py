@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from moshivis.cli import main
 from moshivis.inference.bundle import EMBEDDED_BUNDLE
@@ -143,3 +144,39 @@ def test_lead_samples_shift_the_question_in_the_codec_stream():
     assert not np.array_equal(on[:, 2:12].numpy(), off[:, 2:12].numpy())
     with pytest.raises(ValueError, match="lead_samples"):
         _schedule(q, b.tokenizer, b.codec, 8, AskConfig(lead_samples=-5))
+
+
+def test_bundle_command_rebuilds_the_embedded_bundle(capsys, tmp_path):
+    """`moshivis bundle` from the shipped base (the bundle's one file) and its adapters taken out of it
+    (`convert --to adapters`): the same weights (fp16 -> fp32 -> fp16 is exact), so `ask` answers word for
+    word as the embedded bundle does."""
+    import easy_vqa
+
+    out, adapters = tmp_path / "b", tmp_path / "adapters.safetensors"
+    assert main(["convert", str(EMBEDDED_BUNDLE / "model.safetensors"), str(adapters), "--to", "adapters"]) == 0
+    # a full model is not an adapter file: the error names the file
+    assert main(["bundle", "--base", str(EMBEDDED_BUNDLE), "--adapters", str(EMBEDDED_BUNDLE), "--tokenizer",
+                 str(EMBEDDED_BUNDLE / "tokenizer.model"), "--codec", "tinyworld/codec", "--out", str(out)]) == 2
+    assert "not a moshivis adapter-only file" in capsys.readouterr().err
+    assert main(["bundle", "--base", str(EMBEDDED_BUNDLE / "model.safetensors"),
+                 "--adapters", str(adapters), "--tokenizer", str(EMBEDDED_BUNDLE / "tokenizer.model"),
+                 "--codec", str(REPO / "tinyworld" / "codec"), "--out", str(out)]) == 0
+    capsys.readouterr()
+    from moshivis.models.loaders import read_safetensors
+
+    ours = read_safetensors(out / "model.safetensors")[0]
+    shipped = read_safetensors(EMBEDDED_BUNDLE / "model.safetensors")[0]
+    assert ours.keys() == shipped.keys() and all(torch.equal(ours[k], shipped[k]) for k in ours)
+    image = easy_vqa.get_test_image_paths()[1]
+    answers = []
+    for checkpoint in ([], ["--checkpoint", str(out)]):
+        assert main(["ask", *checkpoint, "--image", image, "--text", "what color is the shape?", "--json"]) == 0
+        answers.append(json.loads(capsys.readouterr().out)["answer"])
+    assert answers[0] == answers[1] and answers[0].strip()
+    # Bad input names what is wrong, and writes nothing.
+    assert main(["bundle", "--base", str(tmp_path / "nope"), "--adapters", str(out), "--tokenizer",
+                 str(out / "tokenizer.model"), "--codec", "tinyworld/codec", "--out", str(tmp_path / "c")]) == 2
+    assert "nope: no such file or folder" in capsys.readouterr().err
+    assert main(["bundle", "--base", str(out), "--adapters", str(out), "--tokenizer", str(out / "tokenizer.model"),
+                 "--codec", str(tmp_path / "nocodec"), "--out", str(tmp_path / "c")]) == 2
+    assert "nocodec" in capsys.readouterr().err and not (tmp_path / "c").exists()
