@@ -8,20 +8,8 @@
 #   bash scripts/ablations_shipped_base.sh [WORK]   (default runs/abl)
 set -euo pipefail
 W=${1:-runs/abl}
-export NO_TORCH_COMPILE=1 HF_HUB_OFFLINE=1 TW=$W/recipe
-M=moshivis
-mkdir -p "$W"
-$M tinyworld build --work $TW --reuse-shipped --stages codec vision tokenizer
-synth() {  # ROWS SEED OUT AUDIO_ONLY OPENER_PROB MAX_TURNS: the chain's spoken image dialogues (a31/b32 kind)
-  local concat=0.2; [ "$6" = 2 ] && concat=0.0
-  python -m moshivis.tinyworld.generate --recipe-work "$TW" --out "$3" "{generator: image, rows: $1, seed: $2,
-    audio_only: $4, speech_fraction: 1.0, p_concat: $concat, dialogues: {question_types: [properties, mixed, misleading],
-    min_turns: 2, max_turns: $6, paraphrase_prob: 0.5, evidence_first: true, present_questions: true,
-    echo_question: true, opener_prob: $5}}"
-}
-base_dialogues() {  # N SEED OUT: the recipe's image-free spoken exchanges
-  python -m moshivis.tinyworld.generate --recipe-work "$TW" --out "$3" "{generator: base, n: $1, seed: $2}"
-}
+source "$(dirname "$0")/tinyworld_lib.sh"
+recipe_work "$W"
 [ -f $W/b32/report.json ] || synth 380 32 $W/b32 40 0.3 4 &
 { [ -d $W/o7 ] || $M data synth --config configs/experiments/echo_speechless.yaml --seed 7 --out $W/o7 --quiet
   [ -f $W/bs0/report.json ] || base_dialogues 448 0 $W/bs0

@@ -9,29 +9,16 @@
 set -euo pipefail
 T=${1:-runs/echo}
 W=${2:-runs/sp}
-export NO_TORCH_COMPILE=1 HF_HUB_OFFLINE=1
-mkdir -p "$W"
-M=moshivis
-# The recipe's codec, vision and tokenizer stages (the shipped codec and tower; the tokenizer the shipped
-# bundle's): the synth below reads them from this work folder.
-TW=$W/recipe
-$M tinyworld build --work $TW --reuse-shipped --stages codec vision tokenizer
-export TW
+source "$(dirname "$0")/tinyworld_lib.sh"
+recipe_work "$W"  # the recipe's codec, vision and tokenizer stages, which the generators read
 
-# Spoken data: the recipe's image-dialogue generator and voices (stages._synth), echoed evidence-first
-# answers. synth ROWS SEED OUT AUDIO_ONLY OPENER_PROB MAX_TURNS; one worker each, two at a time.
-synth() {  # ROWS SEED OUT AUDIO_ONLY OPENER_PROB MAX_TURNS: the chain's spoken image dialogues (a31/b32 kind)
-  local concat=0.2; [ "$6" = 2 ] && concat=0.0
-  python -m moshivis.tinyworld.generate --recipe-work "$TW" --out "$3" "{generator: image, rows: $1, seed: $2,
-    audio_only: $4, speech_fraction: 1.0, p_concat: $concat, dialogues: {question_types: [properties, mixed, misleading],
-    min_turns: 2, max_turns: $6, paraphrase_prob: 0.5, evidence_first: true, present_questions: true,
-    echo_question: true, opener_prob: $5}}"
-}
+# Spoken data: the recipe's image-dialogue generator and voices (`synth` in tinyworld_lib.sh), echoed
+# evidence-first answers; one worker each, two at a time.
 # (the measured single-exchange runs, seeds 41/42, were stopped after 864 and 800 dialogues: limits here)
 [ -f "$W/a31/report.json" ] || { synth 360 31 $W/a31 100 0.3 4 & synth 380 32 $W/b32 40 0.3 4; wait; }
 [ -f "$W/l41/report.json" ] || { synth 864 41 $W/l41 0 0.0 2 & synth 800 42 $W/l42 0 0.0 2; wait; }
 # The base's image-free dialogues as text (seconds).
-[ -d "$W/basetext" ] || python -m moshivis.tinyworld.generate --recipe-work "$TW" --out "$W/basetext" "{generator: base, n: 6000, seed: 0, audio_only_as: text}"
+[ -d "$W/basetext" ] || base_text "$W/basetext"
 
 COMMON=(model.preset=tinyworld seed=0 batch_size=16 tensorboard=false data.pad_to_max=false data.bucket_window=32
         data.max_frames=240 data.crop=start)
@@ -135,9 +122,6 @@ $M eval score --benchmark easy-vqa --predictions $W/bundle_p3.text.jsonl $QS --o
 # image-free spoken skills: 25% on unrelated questions), and the user's frames dropped at random from the
 # inputs (data.user_frame_dropout), then fresh adapters that also see image-free exchanges with a lent image
 # (data.lend_images). Two workers made 896 + 800 image-free exchanges (seeds 0 / 1, the first killed at 17 min).
-base_dialogues() {  # N SEED OUT: the recipe's image-free spoken exchanges
-  python -m moshivis.tinyworld.generate --recipe-work "$TW" --out "$3" "{generator: base, n: $1, seed: $2}"
-}
 [ -f "$W/bs0/manifest.json" ] || { base_dialogues 896 0 $W/bs0 & base_dialogues 800 1 $W/bs1; wait; }
 all="$shards,$W/l47,$W/l48,$W/l49,$W/l50,$T/o5,$W/basetext,$W/bs0,$W/bs1"
 # listen2 RUN PREV STEPS AUDIO_ONLY DROPOUT

@@ -6,21 +6,19 @@
 #   bash scripts/transcript_experiment.sh [WORK]   (default runs/sp)
 set -euo pipefail
 W=${1:-runs/sp}
-export NO_TORCH_COMPILE=1 HF_HUB_OFFLINE=1 TW=$W/recipe
-M=moshivis
-mkdir -p "$W"
-$M tinyworld build --work $TW --reuse-shipped --stages codec vision tokenizer
-synth() {  # ROWS SEED OUT TRANSCRIBE: single spoken exchanges, properties only, the user's words on Moshi's text if 1
+source "$(dirname "$0")/tinyworld_lib.sh"
+recipe_work "$W"
+xsynth() {  # ROWS SEED OUT TRANSCRIBE: single spoken exchanges, properties only, the user's words on Moshi's text if 1
   local tr=false; [ "$4" = 1 ] && tr=true
   python -m moshivis.tinyworld.generate --recipe-work "$TW" --out "$3" "{generator: image, rows: $1, seed: $2,
     audio_only: 0, speech_fraction: 1.0, p_concat: 0.0, transcribe_user: $tr, gap_s: [0.4, 1.0],
     dialogues: {question_types: [properties], min_turns: 2, max_turns: 2, paraphrase_prob: 0.5, evidence_first: true,
     present_questions: true, echo_question: true, opener_prob: 0.0}}"
 }
-[ -f $W/x61/report.json ] || { synth 420 61 $W/x61 1 & synth 420 62 $W/x62 1; wait; }
+[ -f $W/x61/report.json ] || { xsynth 420 61 $W/x61 1 & xsynth 420 62 $W/x62 1; wait; }
 for s in 61 62; do [ -f $W/x${s}s/manifest.json ] || python scripts/strip_user_transcripts.py $W/x$s $W/x${s}s; done
 [ -d runs/echo/o5 ] || $M data synth --config configs/experiments/echo_speechless.yaml --seed 5 --out runs/echo/o5 --quiet
-[ -d $W/basetext ] || python -m moshivis.tinyworld.generate --recipe-work "$TW" --out "$W/basetext" "{generator: base, n: 6000, seed: 0, audio_only_as: text}"
+[ -d $W/basetext ] || base_text $W/basetext
 # The shipped adapters as an adapter-only file (the bundle holds base + adapters in one file).
 [ -f $W/adc_shipped.safetensors ] || python -c "
 import torch; from moshivis.models.loaders import load_model, save_checkpoint

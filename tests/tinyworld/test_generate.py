@@ -43,25 +43,32 @@ def test_cli_refuses_bad_yaml_and_bad_bodies(capsys, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def _generator_defs(text: str) -> str:
+    """The shell functions in `text` that call the generator."""
+    return "\n".join(m.group(0) for m in re.finditer(r"^\w+\(\) \{[^\n]*\n(?:.*\n)*?\}\n", text, flags=re.M)
+                     if "moshivis.tinyworld.generate" in m.group(0))
+
+
 def _script_bodies() -> list[tuple[str, str]]:
-    """(script, body) for every generator call the experiment scripts make, with their real arguments: each
-    script's generator functions run in bash with `python` replaced by one that prints its last argument."""
+    """(script, body) for every generator call the experiment scripts make, with their real arguments: the
+    shared functions (scripts/tinyworld_lib.sh) and each script's own run in bash with `python` replaced by
+    one that prints its last argument."""
+    lib = _generator_defs((REPO / "scripts" / "tinyworld_lib.sh").read_text())
+    assert lib.count("() {") == 3  # synth, base_dialogues, base_text
     out = []
     for script in ("ablations_shipped_base.sh", "spoken_echo_experiment.sh", "transcript_experiment.sh"):
         text = (REPO / "scripts" / script).read_text()
-        defs = "\n".join(m.group(0) for m in re.finditer(r"^\w+\(\) \{[^\n]*\n(?:.*\n)*?\}\n", text, flags=re.M)
-                         if "moshivis.tinyworld.generate" in m.group(0))
-        calls = [c.strip() for c in re.findall(r"(?:\{ |\|\| |^)((?:synth|drills|base_dialogues) [^&;\n}]+)",
-                                                text, flags=re.M)
+        assert 'source "$(dirname "$0")/tinyworld_lib.sh"' in text, script
+        names = "x?synth|drills|base_dialogues|base_text"
+        calls = [c.strip() for c in re.findall(rf"(?:\{{ |\|\| |^)((?:{names}) [^&;\n}}]+)", text, flags=re.M)
                  if "${" not in c]  # a loop's calls: the others stand for them
-        direct = [m for m in re.findall(r'generate --recipe-work "\$TW" --out "[^"]+" "([^"]+)"', text)
-                  if "$" not in m]
-        assert defs and calls, script
-        shell = 'python() { printf "%s\\n" "${@: -1}"; }\nTW=tw W=w\n' + defs + "\n" + "\n".join(calls)
+        assert calls, script
+        shell = ('python() { printf "%s\\n" "${@: -1}"; }\nTW=tw W=w\n' + lib + "\n" + _generator_defs(text) + "\n"
+                 + "\n".join(calls))
         printed = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, check=True).stdout
         bodies = re.findall(r"^\{generator:.*?\}\}?$", printed.replace("\n    ", " "), flags=re.M)
         assert len(bodies) == len(calls), (script, printed)
-        out += [(script, b) for b in bodies + direct]
+        out += [(script, b) for b in bodies]
     return out
 
 
