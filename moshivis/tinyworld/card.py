@@ -20,12 +20,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .markers import DONE
 from .recipe import STAGES
 from .stages import LISTEN_MAX_FRAMES
 
 
 def _done(work: Path, name: str) -> dict[str, Any] | None:
-    path = work / name / "done.json"
+    path = work / name / DONE
     return json.loads(path.read_text()) if path.is_file() else None
 
 

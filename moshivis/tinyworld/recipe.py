@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .markers import StepMarkers, as_json
+from .markers import DONE, StepMarkers, as_json
 
 REPO = Path(__file__).resolve().parents[2]
 STAGES = ("codec", "vision", "tokenizer", "init", "base_data", "image_data", "base", "base_listen", "adapter_data",
@@ -218,7 +218,7 @@ def stage_settings(cfg: "RecipeConfig", name: str) -> dict[str, Any]:
 
 def stage_result(work: str | Path, name: str) -> dict[str, Any]:
     """What stage `name` of the build in `work` recorded when it finished (FileNotFoundError if it has not)."""
-    marker = Path(work) / name / "done.json"
+    marker = Path(work) / name / DONE
     if not marker.is_file():
         raise FileNotFoundError(f"{marker}: the recipe's {name!r} stage is not done; run "
                                 f"`moshivis tinyworld build --work {work}` first")
