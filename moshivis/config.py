@@ -64,6 +64,10 @@ class LMConfig:
     # learning what was asked. The model still PREDICTS all its codebooks (depformer); they are only not fed back.
     user_input_codebooks: int | None = None
     model_input_codebooks: int | None = None
+    # Codebook 0 also enters as a linear map of each code's centroid (`models/centroid_input.py`): the codec's
+    # codebook-0 size and centroid width, or 0 / 0 for no such input (every checkpoint before stop 31).
+    centroid_codes: int = 0
+    centroid_dim: int = 0
 
     @property
     def num_streams(self) -> int:

@@ -17,6 +17,7 @@ from torch import nn
 
 from ..config import LMConfig
 from ..modules.norms import RMSNorm
+from .centroid_input import CentroidInput
 from ..modules.transformer import Fusion, Transformer, TransformerState
 
 ZERO_TOKEN = -1  # embeds to a zero vector (contributes nothing to the sum)
@@ -54,6 +55,9 @@ class MoshiLM(nn.Module):
         if len(cfg.delays) != cfg.num_streams:
             raise ValueError(f"lm.delays has {len(cfg.delays)} entries, expected {cfg.num_streams}")
         self._audio_inputs = cfg.audio_inputs  # validated here rather than at the first forward
+        if (cfg.centroid_codes > 0) != (cfg.centroid_dim > 0) or not 0 <= cfg.centroid_codes <= cfg.audio_card:
+            raise ValueError(f"lm.centroid_codes={cfg.centroid_codes}, lm.centroid_dim={cfg.centroid_dim}: both 0, "
+                             f"or both > 0 with centroid_codes <= audio_card {cfg.audio_card}")
         self.text_emb = TokenEmbedding(cfg.text_card + 1, t.dim)
         self.audio_emb = nn.ModuleList(TokenEmbedding(cfg.audio_card + 1, t.dim) for _ in range(cfg.n_q))
         self.transformer = Transformer(t)
@@ -65,6 +69,9 @@ class MoshiLM(nn.Module):
         self.depformer_emb = nn.ModuleList(TokenEmbedding(cfg.audio_card + 1, d.dim) for _ in range(cfg.dep_q - 1))
         self.depformer = Transformer(d)
         self.audio_linears = nn.ModuleList(nn.Linear(d.dim, cfg.audio_card, bias=False) for _ in range(cfg.dep_q))
+        # Codebook 0 (the model's and the user's) also as a map of its codes' centroids (`centroid_input.py`).
+        self.centroid_input: CentroidInput | None = (
+            CentroidInput(cfg.centroid_codes, cfg.centroid_dim, t.dim) if cfg.centroid_codes else None)
 
     # ------------------------------------------------------------------------------------------ helpers
     @property
@@ -89,6 +96,8 @@ class MoshiLM(nn.Module):
         x: torch.Tensor | None = None
         for k in self._audio_inputs:
             e = self.audio_emb[k](tokens[:, 1 + k])
+            if self.centroid_input is not None and k in (0, self.cfg.dep_q):  # semantic codebook of either side
+                e = e + self.centroid_input(tokens[:, 1 + k])
             x = e if x is None else x + e
         text = self.text_emb(tokens[:, 0])
         return text if x is None else x + text

@@ -347,6 +347,9 @@ def save_kyuteye(model: MoshiVis, path: str | os.PathLike, metadata: Mapping[str
 
 def save_moshi(model: MoshiVis, path: str | os.PathLike) -> None:
     """Write the base LM in the `moshi` package layout (adapters are not part of Moshi)."""
+    if model.cfg.lm.centroid_codes:
+        raise CheckpointError(f"{path}: the moshi layout has no centroid input (lm.centroid_input.*); "
+                              "save this model in our format")
     lm_state = {"lm." + k: v for k, v in model.lm.state_dict().items()}
     save_file({k: v.contiguous() for k, v in ours_to_moshi(lm_state, model.cfg).items()}, str(path),
               metadata={"format": "pt"})

@@ -104,6 +104,26 @@ def remap_semantic_rows(state: Mapping[str, torch.Tensor], weights: torch.Tensor
     return out
 
 
+CENTROID_KEY = "lm.centroid_input.centroids"  # a model whose codebook 0 also enters by its centroids
+
+
+def remap_centroid_input(state: Mapping[str, torch.Tensor], new: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A state whose centroid input (`models/centroid_input.py`) holds `new`'s centroids [K_new, 384]
+    (standardised, as attaching does); a state without one is returned as is. The learned projection is kept:
+    it maps a centroid, wherever the refit put it, the way it mapped the old ones."""
+    from ..models.centroid_input import standardize_centroids
+
+    out = dict(state)
+    if CENTROID_KEY not in out:
+        return out
+    have = out[CENTROID_KEY]
+    if tuple(have.shape) != tuple(new.shape):
+        raise ValueError(f"{CENTROID_KEY} is {list(have.shape)}, the new codec's centroids {list(new.shape)}: "
+                         "the centroid input cannot change size in a remap")
+    out[CENTROID_KEY] = standardize_centroids(new).to(have.dtype)
+    return out
+
+
 def remap_checkpoint(checkpoint: Path, old_codec: Path, new_codec: Path, out: Path,
                      temperature: float | None = None, states: Path | None = None) -> dict:
     """Read a tiny model's safetensors, remap its codebook-0 rows from `old_codec`'s semantic centroids to
@@ -131,7 +151,7 @@ def remap_checkpoint(checkpoint: Path, old_codec: Path, new_codec: Path, out: Pa
             raise ValueError(f"{states}: expected one tensor [N, 384] of Whisper states, got {type(x).__name__}")
         weights = cooccurrence_weights(x, old, new, fallback=weights)
     state, meta = read_safetensors(checkpoint)
-    remapped = remap_semantic_rows(state, weights)
+    remapped = remap_centroid_input(remap_semantic_rows(state, weights), new)
     top = weights.max(1).values
     summary = {"checkpoint": str(checkpoint), "old_codec": str(old_codec), "new_codec": str(new_codec),
                "codes": [int(weights.shape[1]), int(weights.shape[0])], "temperature": temperature,

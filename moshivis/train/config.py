@@ -23,6 +23,9 @@ class ModelSection:
     adapters: dict[str, Any] = field(default_factory=dict)  # AdapterConfig overrides (ablations)
     fresh_adapters: bool = False  # from `checkpoint` take the LM + vision tower only; adapters start fresh
     lora_rank: int = 8  # mode lora only
+    # A tiny codec folder: codebook 0 also enters the LM as a map of this codec's centroids
+    # (`models/centroid_input.py`), attached to a checkpoint that has no such input.
+    centroid_codec: str | None = None
     activation_checkpointing: bool = False
 
 

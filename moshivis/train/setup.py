@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig, preset
+from ..models.centroid_input import attach_centroid_input, standardize_centroids
 from ..models.loaders import build_model, checkpoint_config, load_model
 from ..models.moshivis import MoshiVis
 from .config import OptimSection, TrainConfig
@@ -38,12 +39,31 @@ def build_training_model(cfg: TrainConfig, device: torch.device | str = "cpu") -
                            fresh_adapters=cfg.model.fresh_adapters)
     else:
         model = build_model(mc, device=device)
+    if cfg.model.centroid_codec:
+        add_centroid_input(model, cfg.model.centroid_codec)
     model.lm.transformer.checkpointing = cfg.model.activation_checkpointing
     model.lm.depformer.checkpointing = cfg.model.activation_checkpointing
     if cfg.mode == "lora":
         attach_lora(model, cfg.model.lora_rank)
     set_trainable(model, cfg.mode)
     return model
+
+
+def add_centroid_input(model: MoshiVis, codec_dir: str) -> None:
+    """Attach the centroid input of codec `codec_dir` (`model.centroid_codec`), or check that the one the
+    checkpoint already has holds that codec's centroids (a run resumed or continued from such a model)."""
+    from ..audio.tiny.codec import read_semantic_centroids  # the tiny codec is only needed for this option
+
+    centroids = read_semantic_centroids(codec_dir)
+    have = model.lm.centroid_input
+    if have is None:
+        attach_centroid_input(model, centroids)
+        return
+    want = standardize_centroids(centroids)
+    if tuple(have.centroids.shape) != tuple(want.shape) or not torch.allclose(have.centroids.float(), want,
+                                                                              atol=1e-2):
+        raise ValueError(f"model.centroid_codec={codec_dir}: the checkpoint's centroid input holds other centroids "
+                         f"({tuple(have.centroids.shape)}) than this codec's ({tuple(want.shape)})")
 
 
 def trainable_names(model: MoshiVis, mode: str) -> set[str]:

@@ -145,3 +145,36 @@ def test_cli_writes_a_checkpoint_with_provenance(tmp_path: Path, capsys: pytest.
     with pytest.raises(FileNotFoundError, match="not a tiny codec folder"):
         main(["--checkpoint", str(ckpt), "--old-codec", str(tmp_path), "--new-codec", str(tmp_path / "new"),
               "--out", str(out)])
+
+
+def test_a_centroid_input_is_carried_over_with_the_new_centroids() -> None:
+    """A model that also reads codebook 0 by its centroids: after the remap its centroid buffer holds the new
+    codec's centroids, so with a permuted codebook it still gives the old model's text logits."""
+    from moshivis.models.centroid_input import attach_centroid_input
+    from moshivis.tinyworld.semantic_remap import CENTROID_KEY, remap_centroid_input
+
+    cfg = tiny()
+    old = _centroids()
+    model = attach_centroid_input(tiny_model(cfg), old)
+    with torch.no_grad():
+        model.lm.centroid_input.proj.weight.normal_(0, 0.3, generator=torch.Generator().manual_seed(2))
+    perm = torch.randperm(K, generator=torch.Generator().manual_seed(1))
+    new = old[perm]
+    state = {"lm." + k: v for k, v in model.lm.state_dict().items()}
+    remapped = remap_centroid_input(remap_semantic_rows(state, code_weights(old, new, temperature=0)), new)
+    assert not torch.equal(remapped[CENTROID_KEY], state[CENTROID_KEY])
+    codes = random_codes(cfg, 2, 12, seed=3)
+    for s in (1, 1 + cfg.lm.dep_q):
+        codes[:, s] = codes[:, s] % K
+    new_codes = codes.clone()
+    for s in (1, 1 + cfg.lm.dep_q):
+        new_codes[:, s] = torch.argsort(perm)[codes[:, s]]
+    other = attach_centroid_input(tiny_model(cfg), new)
+    other.lm.load_state_dict({k[3:]: v for k, v in remapped.items()}, strict=True)
+    with torch.no_grad():
+        a, b = model.lm(codes), other.lm(new_codes)
+    valid = a.text_mask[:, 0]
+    torch.testing.assert_close(b.text_logits[:, 0][valid], a.text_logits[:, 0][valid], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="cannot change size"):
+        remap_centroid_input(state, _centroids(k=K - 1))
+    assert remap_centroid_input({"x": torch.ones(1)}, new).keys() == {"x"}

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..codec import AudioCodec, StreamingStep
@@ -193,6 +194,25 @@ class TinyCodec(AudioCodec):
             warnings.warn(f"{path}: the Whisper model at {codec.whisper.path} differs from the one the semantic "
                           "codebook was trained on; codebook-0 codes will be meaningless", stacklevel=2)
         return codec
+
+
+def read_semantic_centroids(path: str | Path | None = None) -> torch.Tensor:
+    """Codebook 0's centroids [semantic_k, 384] (float32) from a codec folder written by `TinyCodec.save`
+    (default: the shipped one), without building the Whisper encoder. Errors name the folder and the key."""
+    path = Path(path) if path is not None else DEFAULT_DIR
+    weights = path / WEIGHTS_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(f"{path}: no {WEIGHTS_FILE} (a tiny codec folder written by TinyCodec.save)")
+    try:
+        t = load_file(str(weights))
+    except (SafetensorError, OSError) as e:  # truncated or foreign files
+        raise ValueError(f"{weights}: not a readable safetensors file: {e}") from None
+    if "semantic.centroids" not in t:
+        raise ValueError(f"{weights}: no key semantic.centroids (keys: {', '.join(sorted(t))})")
+    c = t["semantic.centroids"].float()
+    if c.ndim != 2 or c.shape[1] != ENCODER_DIM:
+        raise ValueError(f"{weights}: semantic.centroids has shape {tuple(c.shape)}, expected [K, {ENCODER_DIM}]")
+    return c
 
 
 class ShippedTinyCodec(TinyCodec):
