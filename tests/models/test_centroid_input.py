@@ -16,7 +16,7 @@ from testkit import random_codes, rel_err, tiny_model
 
 from moshivis.config import ModelConfig
 from moshivis.models.centroid_input import CentroidInput, attach_centroid_input, standardize_centroids
-from moshivis.models.loaders import CheckpointError, load_model, save_checkpoint, save_moshi
+from moshivis.models.loaders import CheckpointError, load_model, save_checkpoint, save_kyuteye, save_moshi
 
 K, C = 24, 20
 
@@ -131,10 +131,13 @@ def test_checkpoint_round_trip_is_strict(tmp_path: Path) -> None:
     assert ModelConfig.from_json(tiny_model().cfg.to_json()).lm.centroid_codes == 0
 
 
-def test_moshi_layout_refuses_a_centroid_input(tmp_path: Path) -> None:
+def test_released_layouts_refuse_a_centroid_input(tmp_path: Path) -> None:
+    """Neither the moshi package nor the released MoshiVis code has this input: exporting must not drop it."""
     model = _trained(tiny_model())
     with pytest.raises(CheckpointError, match="centroid input"):
         save_moshi(model, tmp_path / "m.safetensors")
+    with pytest.raises(CheckpointError, match="lm.centroid_input"):
+        save_kyuteye(model, tmp_path / "k.safetensors")
 
 
 def test_config_fields_must_agree() -> None:
