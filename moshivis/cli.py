@@ -285,7 +285,7 @@ def cmd_tinyworld(args: argparse.Namespace) -> int:
                        subframe_phases=args.subframe_phases, text_lead=args.text_lead,
                        hide_moshi_audio=args.hide_moshi_audio, listen_key_weight=args.listen_key_weight,
                        listen_user_dropout=args.listen_user_dropout, adapter_lend_images=args.adapter_lend_images,
-                       codec_refit_utterances=args.codec_refit,
+                       codec_refit_utterances=args.codec_refit, centroid_input=args.centroid_input,
                        **({} if args.listen_steps is None else {"listen_steps": args.listen_steps}))
     stages = tuple(args.stages) if args.stages else STAGES
     result = build(cfg, stages=stages, force=args.force)
@@ -295,10 +295,16 @@ def cmd_tinyworld(args: argparse.Namespace) -> int:
 
 
 def cmd_tinyworld_chain(args: argparse.Namespace) -> int:
-    from .tinyworld.chain import ChainConfig, run_chain
+    from .tinyworld.chain import ChainConfig, parse_recipe_set, run_chain
 
+    try:
+        recipe_set = parse_recipe_set(args.recipe_set or [])
+    except ValueError as e:
+        print(f"error: --recipe-set: {e}", file=sys.stderr)
+        return 2
     cfg = ChainConfig(work=args.work, smoke=args.smoke, reuse_shipped=args.reuse_shipped, parallel=not args.serial,
-                      until=args.until, recipe_work=args.recipe_work, **({"spec": args.spec} if args.spec else {}))
+                      until=args.until, recipe_work=args.recipe_work, recipe_set=recipe_set,
+                      **({"spec": args.spec} if args.spec else {}))
     print(json.dumps(run_chain(cfg), indent=2))
     return 0
 
@@ -539,6 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--codec-refit", type=int, default=0, metavar="N",
                    help="N > 0: refit the codec's codebook 0 on N utterances of its sentences and training-worded "
                         "easy-vqa questions (moshivis.audio.tiny.refit; README, stop 26) and build on that codec")
+    b.add_argument("--centroid-input", action="store_true",
+                   help="codebook 0 also enters the LM as a map of its codes' centroids from the base's first step "
+                        "(models/centroid_input.py; not shipped: README, stop 31)")
     b.add_argument("--serial", action="store_true",
                    help="run the synth stages (base_data, image_data, adapter_data) one after the other")
     b.add_argument("--adapter-data-seed-offset", type=int, default=1,
@@ -594,6 +603,8 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--recipe-work", default=None,
                     help="start from this `tinyworld build` work folder (built there first if not done), with that "
                          "command's settings; default: a private recipe in WORK/recipe")
+    ch.add_argument("--recipe-set", nargs="+", default=None, metavar="FIELD=VALUE",
+                    help="RecipeConfig fields over the spec's `recipe` (YAML values), e.g. centroid_input=true")
     ch.set_defaults(func=cmd_tinyworld_chain)
     r = tw.add_parser("results", help="the embedded model's results table (resumable; results.json + .md)")
     r.add_argument("--bundle", default=None, help="model bundle folder (default: the embedded model)")

@@ -58,6 +58,9 @@ class ChainConfig:
     # own settings (its artefacts go where that command puts them). None: a private recipe in WORK/recipe,
     # whose codec, tower and bundle stay in WORK/recipe/artefacts.
     recipe_work: str | None = None
+    # RecipeConfig fields set over the spec's `recipe` (`--recipe-set centroid_input=true`): a variant of the
+    # chain without a copy of its spec. They are part of the recipe step's settings.
+    recipe_set: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -66,6 +69,23 @@ class Step:
     kind: str
     body: dict[str, Any]
     refs: list[str] = field(default_factory=list)  # earlier steps it reads
+
+
+def parse_recipe_set(items: list[str]) -> dict[str, Any]:
+    """["centroid_input=true", "listen_steps=300"] -> {"centroid_input": True, "listen_steps": 300} (values read
+    as YAML). Field names are checked against RecipeConfig when the chain starts."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{item!r}: expected FIELD=VALUE")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ValueError(f"{item!r}: the value is not YAML ({e.__class__.__name__})") from None
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- the spec
@@ -164,9 +184,13 @@ class Chain:
             "work": str(self.work / "recipe"), "artefacts": str(self.work / "recipe" / "artefacts")}
         try:
             self.recipe_cfg = RecipeConfig(smoke=cfg.smoke, reuse_shipped=cfg.reuse_shipped, **kw,
-                                           **(self.spec.get("recipe") or {})).scaled()
+                                           **self.recipe_fields()).scaled()
         except TypeError as e:
-            raise ChainError(f"{cfg.spec}: `recipe` holds a field RecipeConfig does not have: {e}") from None
+            raise ChainError(f"{cfg.spec} `recipe` / --recipe-set: a field RecipeConfig does not have: {e}") from None
+
+    def recipe_fields(self) -> dict[str, Any]:
+        """The spec's `recipe` fields with `ChainConfig.recipe_set` over them."""
+        return {**(self.spec.get("recipe") or {}), **self.cfg.recipe_set}
 
     # settings -----------------------------------------------------------------------------------------
     def settings(self, name: str) -> dict[str, Any]:
@@ -175,7 +199,7 @@ class Chain:
         if name in self._settings:
             return self._settings[name]
         if name == "recipe":
-            out = {"recipe": self.spec.get("recipe") or {}, "smoke": self.cfg.smoke,
+            out = {"recipe": self.recipe_fields(), "smoke": self.cfg.smoke,
                    "reuse_shipped": self.cfg.reuse_shipped, "recipe_work": self.cfg.recipe_work}
         else:
             step = self.by_name[name]

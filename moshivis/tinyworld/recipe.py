@@ -107,6 +107,10 @@ class RecipeConfig:
     # The model's inputs: the semantic codebook of each side only (LMConfig.user/model_input_codebooks).
     user_input_codebooks: int | None = 1
     model_input_codebooks: int | None = 1
+    # Codebook 0 also enters as a linear map of its codes' centroids from the first step of the base
+    # (`models/centroid_input.py`; the recipe's codec). Off in every build so far (stop 31: added to the
+    # shipped base late, it changed nothing; a reader trained with it from the start heard better, stop 30).
+    centroid_input: bool = False
     segment_codes: bool = True  # synth: encode each turn once and cache it (1.3x faster on 90 dialogues)
     # Spoken user turns start at a random phase inside their 80-ms frame (SynthConfig.user_subframe_jitter),
     # not always on the grid: the stop-13 bundle's spoken answers changed with a question's phase (README).
@@ -183,7 +187,7 @@ DEPENDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "codec": (("codec_minutes", "reuse_shipped", "codec_refit_utterances"), ()),
     "vision": (("vision_minutes", "reuse_shipped"), ()),
     "tokenizer": (("tokenizer_vocab", "base_dialogues", "image_rows"), ()),
-    "init": (("user_input_codebooks", "model_input_codebooks"), ("codec", "vision", "tokenizer")),
+    "init": (("user_input_codebooks", "model_input_codebooks", "centroid_input"), ("codec", "vision", "tokenizer")),
     "base_data": (("base_dialogues", "base_max_pairs", "segment_codes", "subframe_jitter", "subframe_phases"),
                   ("codec", "tokenizer")),
     "base": (("base_steps", "base_text_weight", "base_image_dialogues", "batch_size", "max_frames", "verdict_weight",
@@ -205,7 +209,7 @@ ADDED_LATER: dict[str, Any] = {"evidence_first": False, "present_questions": Fal
                                "opener_prob": 1.0, "verdict_weight": 1.0, "subframe_jitter": False,
                                "subframe_phases": 0, "text_lead": 0, "hide_moshi_audio": 0.0,
                                "listen_key_weight": 1.0, "listen_user_dropout": 0.0, "adapter_lend_images": 0.0,
-                               "codec_refit_utterances": 0}
+                               "codec_refit_utterances": 0, "centroid_input": False}
 
 
 def stage_settings(cfg: "RecipeConfig", name: str) -> dict[str, Any]:

@@ -119,6 +119,11 @@ def stage_init(stage: Stage) -> dict[str, Any]:
     mc.lm.user_input_codebooks = stage.cfg.user_input_codebooks
     mc.lm.model_input_codebooks = stage.cfg.model_input_codebooks
     model = build_model(mc)
+    if stage.cfg.centroid_input:
+        from ..audio.tiny.codec import read_semantic_centroids
+        from ..models.centroid_input import attach_centroid_input
+
+        attach_centroid_input(model, read_semantic_centroids(_done(stage, "codec")["codec"]))
     vision = Path(_done(stage, "vision")["vision"])
     model.vision.tower.load_state_dict(load_file(str(vision / "tower.safetensors")), strict=True)
     path = stage.dir / "model.safetensors"
