@@ -35,7 +35,9 @@ KINDS = ("color", "shape", "yes/no")
 def question_kind(question: str) -> str:
     """'color' / 'shape' / 'yes/no' for an easy-vqa question in any known wording."""
     intent = parse_easy_vqa_question(question).intent
-    return intent if intent in ("color", "shape") else "yes/no"
+    if intent.startswith(("has_", "not_")):
+        return "yes/no"
+    return "shape" if intent in ("shape", "shape_of_color") else "color"
 
 
 def read_jsonl(path: Path, need: tuple[str, ...]) -> list[dict]:
@@ -147,8 +149,9 @@ def compare(questions: dict[str, dict], gold: dict[str, set[str]], arms: list[tu
 
 def table(result: dict) -> str:
     cols = ["all", "seen", "held-out", *KINDS]
-    lines = [f"{result['questions']} questions answered by every file; mean over seeds (range); p against the "
-             "first arm: seeds (Welch) / questions (paired permutation)", "",
+    head = (f"{result['questions']} questions answered by every file; mean over seeds (range); p against the "
+            "first arm: seeds (Welch) / questions (paired permutation)")
+    lines = [head, "",
              "| arm | seeds | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for name, row in result["arms"].items():
         cells = []

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEV = REPO / "tinyworld" / "results" / "dev"
 
 
-def load():  # noqa: ANN201
+def load():
     spec = importlib.util.spec_from_file_location("compare_arms", REPO / "scripts" / "compare_arms.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["compare_arms"] = module
@@ -33,6 +33,17 @@ def test_welch_p_matches_closed_forms() -> None:
     t0 = 2 ** -0.5
     assert m.welch_p([0, 2], [1, 3]) == pytest.approx(1 - t0 / (2 + t0 * t0) ** 0.5, abs=1e-9)
     assert m.welch_p([1, 1], [1, 1]) == 1.0 and m.welch_p([1], [2, 3]) == 1.0
+
+
+def test_question_kinds_follow_the_results_table() -> None:
+    """The same split as the results table's question types, on the dev sample's own wordings."""
+    m = load()
+    from moshivis.eval.benchmarks import load_benchmark
+
+    types = {it.id: it.question_type for it in load_benchmark("easy-vqa").items}
+    rows = [json.loads(line) for line in (DEV / "questions_1001_2000.jsonl").read_text().splitlines()]
+    assert all(m.question_kind(r["question"]) == types[r["id"]] for r in rows)
+    assert {m.question_kind(r["question"]) for r in rows} == {"color", "shape", "yes/no"}
 
 
 def test_paired_permutation_p() -> None:
