@@ -118,3 +118,15 @@ def test_tinyworld_build_refuses_subframe_phases_without_jitter(tmp_path, capsys
                  "-1"]) == 2
     assert "--subframe-phases -1" in capsys.readouterr().err
     assert not work.exists()
+
+
+def test_tinyworld_chain_recipe_set_errors_are_named(tmp_path, capsys):
+    """`--recipe-set` values that are not FIELD=VALUE, or fields RecipeConfig lacks, stop before any step."""
+    work = tmp_path / "w"
+    assert main(["tinyworld", "chain", "--smoke", "--work", str(work), "--recipe-set", "centroid_input"]) == 2
+    err = capsys.readouterr().err
+    assert "--recipe-set" in err and "expected FIELD=VALUE" in err
+    assert main(["tinyworld", "chain", "--smoke", "--work", str(work), "--recipe-set", "centroid_inputs=true"]) == 2
+    err = capsys.readouterr().err
+    assert "--recipe-set" in err and "centroid_inputs" in err and len(err.strip().splitlines()) == 1
+    assert not work.exists()
