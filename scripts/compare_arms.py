@@ -12,8 +12,8 @@ held-out wording, by question type), then two tests of each arm against the firs
         --arm control runs/pol/C0.yn.jsonl runs/pol/C1.yn.jsonl runs/pol/C2.yn.jsonl \
         --arm centroid runs/pol/K0.yn.jsonl runs/pol/K1.yn.jsonl runs/pol/K2.yn.jsonl [--json out.json]
 
-Only questions every file answered count (a run cut short compares on what it reached). Errors name the
-file and line of a bad row.
+Only questions every file answered count (a run cut short compares on what it reached). Files are read by
+`eval.question_file` and `eval.score`, whose errors name the file and line of a bad row.
 """
 
 from __future__ import annotations
@@ -40,30 +40,16 @@ def question_kind(question: str) -> str:
     return "shape" if intent in ("shape", "shape_of_color") else "color"
 
 
-def read_jsonl(path: Path, need: tuple[str, ...]) -> list[dict]:
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{n}: not JSON ({e.msg})") from None
-        missing = [k for k in need if k not in row]
-        if missing:
-            raise ValueError(f"{path}:{n}: missing field(s) {', '.join(missing)}")
-        rows.append(row)
-    return rows
-
-
 def correctness(path: Path, questions: dict[str, dict], gold: dict[str, set[str]]) -> dict[str, bool]:
-    """id -> whether the file's answer is right, for the ids of `questions`."""
-    out = {}
-    for row in read_jsonl(path, ("id", "answer")):
-        q = questions.get(row["id"])
-        if q is not None:
-            out[row["id"]] = extract_answer(q["question"], row["answer"]) in gold[row["id"]]
-    return out
+    """id -> whether the file's answer is right, for the ids of `questions` (rows read by `eval.score`)."""
+    from moshivis.eval.score import PredictionsError, read_predictions
+
+    try:
+        rows = read_predictions(path)
+    except PredictionsError as e:
+        raise ValueError(f"{path}: {e}") from None
+    return {r.id: extract_answer(questions[r.id]["question"], r.answer) in gold[r.id]
+            for r in rows if r.id in questions}
 
 
 def welch_p(a: list[float], b: list[float]) -> float:
@@ -170,7 +156,7 @@ def table(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--questions", type=Path, required=True, help="JSONL {id, question, wording}")
+    ap.add_argument("--questions", type=Path, required=True, help="an eval question file: JSONL {id, question?, wording}")
     ap.add_argument("--arm", nargs="+", action="append", required=True, metavar=("NAME", "FILE"),
                     help="an arm's name, then its eval run JSONL files (one per seed); the first arm is the base")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
@@ -185,13 +171,12 @@ def main(argv: list[str] | None = None) -> int:
                 ap.error(f"--arm {spec[0]}: no such file {f}")
         arms.append((spec[0], files))
     from moshivis.eval.benchmarks import load_benchmark  # the benchmark's gold answers (slow import)
+    from moshivis.eval.question_file import select_questions
 
-    gold = {it.id: set(it.answers) for it in load_benchmark("easy-vqa").items}
-    questions = {}
-    for q in read_jsonl(args.questions, ("id", "question")):
-        if q["id"] not in gold:
-            raise SystemExit(f"{args.questions}: id {q['id']} is not an easy-vqa item")
-        questions[q["id"]] = q
+    # The question file's items in its wordings (errors name its file and line, e.g. an id easy-vqa lacks).
+    items = select_questions(load_benchmark("easy-vqa").items, args.questions)
+    questions = {it.id: {"question": it.question, "wording": it.meta.get("wording")} for it in items}
+    gold = {it.id: set(it.answers) for it in items}
     result = compare(questions, gold, arms)
     print(table(result))
     if args.json:

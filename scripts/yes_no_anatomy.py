@@ -23,7 +23,6 @@ sign test of accuracy against the first file.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from collections import Counter
@@ -79,15 +78,21 @@ def judge(question: str, answer: str, gold: str, wording: str) -> Judged | None:
 
 
 def judge_file(path: str | Path, questions: dict[str, dict], gold: dict[str, str]) -> dict[str, Judged]:
+    """id -> Judged for the yes/no answers of one `eval run` file (rows read by `eval.score`)."""
+    from moshivis.eval.score import PredictionsError, read_predictions
+
+    try:
+        rows = read_predictions(path)
+    except PredictionsError as e:
+        raise SystemExit(f"{path}: {e}") from None
     out: dict[str, Judged] = {}
-    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
-        row = json.loads(line)
-        q = questions.get(row.get("id"))
+    for row in rows:
+        q = questions.get(row.id)
         if q is None:
-            raise SystemExit(f"{path}:{n}: id {row.get('id')!r} is not in the questions file")
-        j = judge(q["question"], row.get("answer", ""), gold[row["id"]], q.get("wording", "seen"))
+            raise SystemExit(f"{path}: id {row.id!r} is not in the questions file")
+        j = judge(q["question"], row.answer, gold[row.id], q.get("wording") or "seen")
         if j is not None:
-            out[row["id"]] = j
+            out[row.id] = j
     return out
 
 
@@ -99,7 +104,7 @@ def sign_test(a: dict[str, Judged], b: dict[str, Judged]) -> tuple[int, int, flo
     return up, down, (min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0)
 
 
-def share(rows: list[Judged], attr: str, keep=lambda j: True) -> str:  # noqa: ANN001
+def share(rows: list[Judged], attr: str, keep=lambda j: True) -> str:
     sel = [j for j in rows if keep(j)]
     return f"{100 * sum(getattr(j, attr) for j in sel) / len(sel):.1f}" if sel else "-"
 
@@ -111,9 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--template", action="append", default=[], help="a wording template to report polarity for")
     args = ap.parse_args(argv)
     from moshivis.eval.benchmarks import load_benchmark
+    from moshivis.eval.question_file import select_questions
 
-    gold = {it.id: it.answers[0] for it in load_benchmark("easy-vqa").items}
-    questions = {r["id"]: r for r in map(json.loads, Path(args.questions).read_text().splitlines())}
+    items = select_questions(load_benchmark("easy-vqa").items, args.questions)
+    questions = {it.id: {"question": it.question, "wording": it.meta.get("wording")} for it in items}
+    gold = {it.id: it.answers[0] for it in items}
     judged = [judge_file(p, questions, gold) for p in args.predictions]
     for path, d in zip(args.predictions, judged):
         counts = Counter((j.outcome, j.wording) for j in d.values())

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "train_memory.py"
+from testkit import load_script
 
 
 def test_train_memory_benchmark_runs_real_steps_on_cpu(capsys):
-    spec = importlib.util.spec_from_file_location("train_memory", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("benchmarks/train_memory.py")
     assert mod.main(["model.preset=tiny", "--micro-batch", "2", "--frames", "20", "--steps", "3",
                      "--device", "cpu", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import torch
 
@@ -19,6 +22,20 @@ from moshivis.models.moshivis import MoshiVis  # noqa: E402
 # that a clean clone in CI runs the parity tests instead of skipping them.
 _SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "kyuteye_tiny"
 FIXTURE_DIR = _SHARED if (_SHARED / "model.safetensors").exists() else Path(__file__).parent / "fixtures" / "kyuteye_tiny"
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script(relpath: str) -> ModuleType:
+    """A script of the repository (e.g. "scripts/compare_arms.py") imported as a module named after its file.
+    It is registered in sys.modules first: dataclasses defined in a script look their module up there."""
+    path = REPO / relpath
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
 
 def make_active(model: MoshiVis, seed: int = 0) -> MoshiVis:

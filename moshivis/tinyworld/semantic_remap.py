@@ -131,19 +131,10 @@ def remap_checkpoint(checkpoint: Path, old_codec: Path, new_codec: Path, out: Pa
     file of pooled Whisper states [N, 384] for `cooccurrence_weights` (else centroid distances alone)."""
     from safetensors.torch import save_file
 
-    from ..audio.tiny.codec import WEIGHTS_FILE
+    from ..audio.tiny.codec import read_semantic_centroids
     from ..models.loaders import read_safetensors
 
-    def centroids(codec: Path) -> torch.Tensor:
-        path = Path(codec) / WEIGHTS_FILE
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: not a tiny codec folder (no {WEIGHTS_FILE})")
-        t, _ = read_safetensors(path)
-        if "semantic.centroids" not in t:
-            raise KeyError(f"{path} lacks semantic.centroids")
-        return t["semantic.centroids"].float()
-
-    old, new = centroids(old_codec), centroids(new_codec)
+    old, new = read_semantic_centroids(old_codec), read_semantic_centroids(new_codec)
     weights = code_weights(old, new, temperature)
     if states is not None:
         x = torch.load(str(states), map_location="cpu", weights_only=True)

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
-from testkit import random_codes, tiny_model
+from testkit import load_script, random_codes, tiny_model
 
 from moshivis.models.loaders import load_model, save_checkpoint
 
-REPO = Path(__file__).resolve().parents[2]
 K = 16
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("centroid_only_base", REPO / "scripts" / "centroid_only_base.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["centroid_only_base"] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load_script("scripts/centroid_only_base.py")
 
 
 def test_rows_are_constant_and_the_fit_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

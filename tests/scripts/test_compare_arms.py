@@ -5,23 +5,18 @@ closed forms), the comparison on the shipped bundle's dev answers against arms m
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from testkit import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 DEV = REPO / "tinyworld" / "results" / "dev"
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("compare_arms", REPO / "scripts" / "compare_arms.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["compare_arms"] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load_script("scripts/compare_arms.py")
 
 
 def test_welch_p_matches_closed_forms() -> None:
@@ -86,10 +81,10 @@ def test_bad_inputs_are_named(tmp_path: Path) -> None:
     q = _write(tmp_path / "q.jsonl", [{"id": "test/0", "question": "what color is the shape?"}])
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "test/0", "answer": "red"}\n{"id": "test/1"\n')
-    with pytest.raises(ValueError, match=r"bad.jsonl:2: not JSON"):
+    with pytest.raises(ValueError, match=r"bad\.jsonl: 1 malformed prediction rows:\n  line 2: invalid JSON"):
         m.main(["--questions", str(q), "--arm", "A", str(bad)])
     nofield = _write(tmp_path / "nf.jsonl", [{"id": "test/0"}])
-    with pytest.raises(ValueError, match=r"nf.jsonl:1: missing field\(s\) answer"):
+    with pytest.raises(ValueError, match=r"nf\.jsonl: 1 malformed prediction rows:\n  line 1: 'answer' must be a string"):
         m.main(["--questions", str(q), "--arm", "A", str(nofield)])
     with pytest.raises(SystemExit):
         m.main(["--questions", str(q), "--arm", "A", str(tmp_path / "absent.jsonl")])

@@ -3,25 +3,18 @@ two-way), augmentation, and that training learns a label the input carries (and 
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from testkit import load_script
 
 from moshivis.data.easy_vqa_wordings import parse_easy_vqa_question, wording_split
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "listening_ceiling.py"
 
-
-def load():  # noqa: ANN201
-    spec = importlib.util.spec_from_file_location("listening_ceiling", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["listening_ceiling"] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+def load():
+    return load_script("scripts/listening_ceiling.py")
 
 
 def test_meanings_are_the_35_distinct_intents_and_values():

@@ -3,19 +3,12 @@ or do not carry the word."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import torch
+from testkit import load_script
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "listening_probe.py"
 
-
-def load_probe():  # noqa: ANN201
-    spec = importlib.util.spec_from_file_location("listening_probe", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+def load_probe():
+    return load_script("scripts/listening_probe.py")
 
 
 def test_asked_word() -> None:

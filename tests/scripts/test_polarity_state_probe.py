@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import torch
+from testkit import load_script, tiny_model
 
-from testkit import tiny_model
 from moshivis.data.tokenizer import TEXT_EPAD, TEXT_PAD
 from moshivis.inference.generator import SamplingConfig
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "polarity_state_probe.py"
 
 
-def load():  # noqa: ANN201
+def load():
     sys.path.insert(0, str(SCRIPT.parent))  # it imports listening_probe from beside it
-    spec = importlib.util.spec_from_file_location("polarity_state_probe", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load_script("scripts/polarity_state_probe.py")
 
 
 def test_echo_step_is_the_first_word_piece_from_the_start():

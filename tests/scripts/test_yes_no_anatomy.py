@@ -3,22 +3,17 @@ the script runs on the shipped bundle's dev answers, reproducing stop 30's count
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from testkit import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 DEV = REPO / "tinyworld" / "results" / "dev"
 
 
-def load():  # noqa: ANN201
-    spec = importlib.util.spec_from_file_location("yes_no_anatomy", REPO / "scripts" / "yes_no_anatomy.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["yes_no_anatomy"] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+def load():
+    return load_script("scripts/yes_no_anatomy.py")
 
 
 @pytest.mark.parametrize("answer, outcome, correct", [

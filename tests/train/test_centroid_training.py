@@ -70,7 +70,7 @@ def test_resume_with_a_centroid_input_is_exact(tmp_path: Path) -> None:
 
 
 def test_bad_codec_folders_are_named(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="nowhere: no tiny_codec.safetensors"):
+    with pytest.raises(FileNotFoundError, match=r"nowhere: not a tiny codec folder \(no tiny_codec.safetensors"):
         read_semantic_centroids(tmp_path / "nowhere")
     with pytest.raises(ValueError, match="no key semantic.centroids"):
         read_semantic_centroids(fake_codec(tmp_path / "a", key="acoustic.mean"))

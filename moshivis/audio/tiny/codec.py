@@ -202,7 +202,7 @@ def read_semantic_centroids(path: str | Path | None = None) -> torch.Tensor:
     path = Path(path) if path is not None else DEFAULT_DIR
     weights = path / WEIGHTS_FILE
     if not weights.is_file():
-        raise FileNotFoundError(f"{path}: no {WEIGHTS_FILE} (a tiny codec folder written by TinyCodec.save)")
+        raise FileNotFoundError(f"{path}: not a tiny codec folder (no {WEIGHTS_FILE}, as TinyCodec.save writes)")
     try:
         t = load_file(str(weights))
     except (SafetensorError, OSError) as e:  # truncated or foreign files
