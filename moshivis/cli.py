@@ -247,7 +247,7 @@ def _add_data_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from .audio.io import load_audio, save_wav
+    # audio.io (soundfile) is imported only for spoken questions: typed ones run where it is not installed
     from .inference.ask import AskConfig, ask
     from .inference.bundle import EMBEDDED_BUNDLE, load_bundle
     from .inference.generator import SamplingConfig
@@ -257,13 +257,19 @@ def cmd_ask(args: argparse.Namespace) -> int:
     model = bundle.model
     pixels = preprocess_images(args.image, model.cfg.vision.image_size)
     embeds = model.encode_image(pixels.to(model.lm.device))
-    audio = load_audio(args.audio, target_sr=bundle.codec.sample_rate)[0] if args.audio else None
+    audio = None
+    if args.audio:
+        from .audio.io import load_audio
+
+        audio = load_audio(args.audio, target_sr=bundle.codec.sample_rate)[0]
     cfg = AskConfig(sampling=SamplingConfig(args.text_temperature, 25, args.audio_temperature, 250),
                     xa_start=args.xa_start, seed=args.seed)
     result = ask(model, bundle.tokenizer, bundle.codec, embeds, question_audio=audio, question_text=args.text,
                  cfg=cfg)
     out = None
     if result.audio is not None and args.out:
+        from .audio.io import save_wav
+
         out = str(save_wav(args.out, result.audio, bundle.codec.sample_rate))
     if args.json:
         print(json.dumps(result.to_json(out)))
@@ -410,7 +416,7 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
     from .eval.text_norm import normalize_spoken
     from .inference.bundle import EMBEDDED_BUNDLE, load_bundle
 
-    bundle = load_bundle(args.checkpoint or EMBEDDED_BUNDLE)
+    bundle = load_bundle(args.checkpoint or EMBEDDED_BUNDLE, device=args.device)
     bench = load_benchmark(args.benchmark, args.data, split=args.split,
                            limit=None if args.questions else args.limit)
     if sum(bench.report.errors.values()):
@@ -656,6 +662,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default=None)
     e.add_argument("--prompts", choices=["text", "audio"], default="text")
     e.add_argument("--checkpoint", default=None, help="model bundle (default: the embedded model)")
+    e.add_argument("--device", default="cpu",
+                   help="where the model runs (cuda: CUDA-graph steps); the codec and TTS stay on the CPU")
     e.add_argument("--limit", type=int, default=None)
     e.add_argument("--batch-size", type=int, default=8)
     e.add_argument("--keep-wav", default=None, help="folder for the spoken answers")

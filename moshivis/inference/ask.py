@@ -46,6 +46,7 @@ class AskConfig:
     seed: int = 0
     decode_audio: bool = True  # spoken questions: decode Moshi's answer to a waveform (Griffin-Lim costs time)
     realtime: bool = False  # pace the loop at one step per 80 ms of audio, as a live conversation runs
+    cuda_graph: bool | None = None  # None: CUDA-graph steps when the model is on a GPU; False: eager there too
     on_piece: Callable[[int, str, float], None] | None = None  # (item, answer text piece, gate) as generated
 
 
@@ -129,7 +130,7 @@ def ask_batch(model: MoshiVis, tokenizer: TextTokenizer, codec, image_embeds: to
         if u.shape[-1] < length and questions[b].audio is not None:  # keep a spoken item in silence
             user[b, :, u.shape[-1]:] = codec.silence_codes(length - u.shape[-1])[:K].to(user)
     typed = torch.tensor([q.text is not None for q in questions])
-    gen = make_generator(model, cfg.sampling, xa_start=cfg.xa_start, seed=cfg.seed)
+    gen = make_generator(model, cfg.sampling, xa_start=cfg.xa_start, seed=cfg.seed, cuda_graph=cfg.cuda_graph)
     text_out: list[list[int]] = [[] for _ in range(B)]
     audio_out: list[list[torch.Tensor]] = [[] for _ in range(B)]
     gates: list[torch.Tensor] = []

