@@ -15,7 +15,9 @@
     bundle       model + tokenizer + codec spec in `tinyworld/bundle` (what `moshivis ask/demo` load)
 
 `base_data` and `image_data` need only the codec and tokenizer, so they run side by side in two processes
-(`parallel`, one core each); `base` then trains while nothing else runs.
+(`parallel`, one core each). `adapter_data` with its own seed reads nothing of image_data: it goes to the
+first of the two workers to be free, and the base's two phases (which need base_data and image_data) train
+beside it in the build's own process on one thread instead of waiting for it; the adapters wait for it.
 
 Each stage records `done.json` (settings, seconds) in its work folder and is skipped when that exists with
 the same settings, so an interrupted build resumes at the stage it was in. `smoke=True` runs every stage
@@ -47,7 +49,7 @@ class RecipeConfig:
     seed: int = 0
     smoke: bool = False
     reuse_shipped: bool = False  # codec/vision: keep the artefacts already in `artefacts` instead of retraining
-    parallel: bool = True  # base_data and image_data in two processes
+    parallel: bool = True  # the data stages in two processes (see the module docstring)
     codec_minutes: float = 12.0
     # N > 0: refit the codec's codebook 0 on N utterances of its own sentences and easy-vqa questions in
     # training wordings (`audio.tiny.refit`; stop 26: a reader of the refitted codes understood 93.8% of
@@ -329,7 +331,9 @@ def run_stage(cfg: RecipeConfig, name: str, fn: Callable[[Stage], dict[str, Any]
 
 def build(cfg: RecipeConfig, stages: tuple[str, ...] = STAGES, force: bool = False,
           log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run the stages in order (each skipped when already done with the same settings)."""
+    """Run the stages in order (each skipped when already done with the same settings). With `parallel`, the
+    data stages of `parallel_group` run in two worker processes, and a stage of this process waits only for
+    the worker stages before it in STAGES (so the base trains while adapter_data is synthesised)."""
     cfg = cfg.scaled()
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
@@ -337,25 +341,55 @@ def build(cfg: RecipeConfig, stages: tuple[str, ...] = STAGES, force: bool = Fal
     out: dict[str, Any] = {}
     group = parallel_group(cfg, stages)
     side_by_side = cfg.parallel and len(group) > 1  # e.g. image_data | adapter_data without base_data
-    for name in STAGES:
-        if name not in stages or name in out:
-            continue
-        if side_by_side and name in group:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
+    pool = None
+    pending: dict[str, Any] = {}  # worker stages submitted and not yet collected
+    try:
+        for name in STAGES:
+            if name not in stages or name in out:
+                continue
+            if side_by_side and name in group:
+                if pool is None:
+                    import multiprocessing as mp
+                    from concurrent.futures import ProcessPoolExecutor
 
-            # spawn: a fresh interpreter per stage, no forked torch/CTranslate2 thread pools.
-            with ProcessPoolExecutor(len(PARALLEL), mp_context=mp.get_context("spawn"),
-                                     initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-                futures = {n: pool.submit(_run_in_child, cfg, n, force) for n in group}
-                for n, f in futures.items():
-                    out[n], lines = f.result()
-                    if log is not print:  # print: the child printed them already
-                        for line in lines:
-                            log(line)
-            continue
-        out[name] = run_stage(cfg, name, _stage_fn(name), force, log)
+                    # spawn: a fresh interpreter per stage, no forked torch/CTranslate2 thread pools. Stages
+                    # beyond two queue for the first worker free.
+                    pool = ProcessPoolExecutor(len(PARALLEL), mp_context=mp.get_context("spawn"),
+                                               initializer=die_with_parent, initargs=(os.getpid(),))
+                    pending = {n: pool.submit(_run_in_child, cfg, n, force) for n in group}
+                out[name], lines = pending.pop(name).result()
+                if log is not print:  # print: the child printed them already
+                    for line in lines:
+                        log(line)
+                continue
+            # A worker still synthesising holds one core: this stage gets the other
+            busy = any(not f.done() for f in pending.values())
+            out[name] = _run_here(cfg, name, force, log, threads=1 if busy else None)
+    except BaseException:
+        if pool is not None:  # do not wait an hour for a data stage of a build that failed
+            pool.shutdown(wait=False, cancel_futures=True)
+            pool = None
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
     return {name: out[name] for name in STAGES if name in out}
+
+
+def _run_here(cfg: RecipeConfig, name: str, force: bool, log: Callable[[str], None],
+              threads: int | None) -> dict[str, Any]:
+    """One stage in this process, on `threads` torch threads for its whole run (None: as set)."""
+    if threads is None:
+        return run_stage(cfg, name, _stage_fn(name), force, log)
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        log(f"[tinyworld] {name}: {threads} thread(s), beside a data stage still running")
+        return run_stage(cfg, name, _stage_fn(name), force, log)
+    finally:
+        torch.set_num_threads(before)
 
 
 def clean(cfg: RecipeConfig) -> None:

@@ -235,7 +235,8 @@ def test_verdict_weight_reaches_both_base_phases(smoke, tmp_path):
 
 def test_adapter_data_is_synthesised_beside_the_other_data_stages(smoke):
     """With its own seed, adapter_data reads nothing of image_data, so the build hands it to the two data
-    workers (it ran before the base, not after base_listen); with offset 0 it must wait for image_data."""
+    workers (it ran before the base, not after base_listen), and the base's phases train beside it instead of
+    waiting for it; with offset 0 it must wait for image_data."""
     import dataclasses
 
     from moshivis.tinyworld.recipe import parallel_group
@@ -247,8 +248,14 @@ def test_adapter_data_is_synthesised_beside_the_other_data_stages(smoke):
     # Only the stages asked for: a rebuild of the image-side data runs its two stages side by side.
     assert parallel_group(cfg, ("image_data", "adapter_data")) == ("image_data", "adapter_data")
     assert parallel_group(cfg, ("base_data", "base")) == ("base_data",)
+    # adapter_data began first (a worker took it as soon as one data stage ended)...
+    began = {n: (Path(cfg.work) / n / "started.json").stat().st_mtime for n in ("adapter_data", "base")}
+    assert began["adapter_data"] < began["base"], began
+    # ...and the build did not wait for it before the base: a worker's log lines reach the build's log when
+    # its result is collected, which now happens after both base phases, just before the adapters
     started = [line.split()[1] for line in logs if line.endswith(" ...")]
-    assert started.index("adapter_data") < started.index("base"), started
+    assert started.index("base") < started.index("base_listen") < started.index("adapter_data") \
+        < started.index("adapters"), started
 
 
 def test_adapters_stage_trains_with_the_recipe_settings(smoke):
