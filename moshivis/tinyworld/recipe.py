@@ -379,7 +379,7 @@ def build(cfg: RecipeConfig, stages: tuple[str, ...] = STAGES, force: bool = Fal
 def _run_here(cfg: RecipeConfig, name: str, force: bool, log: Callable[[str], None],
               threads: int | None) -> dict[str, Any]:
     """One stage in this process, on `threads` torch threads for its whole run (None: as set)."""
-    if threads is None:
+    if threads is None or (Stage(cfg, name).is_done() and not force):
         return run_stage(cfg, name, _stage_fn(name), force, log)
     import torch
 
