@@ -14,12 +14,15 @@ spoken questions are synthesised and encoded here, once, and the GPU replays the
 
     python scripts/gpu_tiny_check.py prepare --n 64 --out .gpu/tiny_inputs.pt
     python scripts/gpu_tiny_check.py check --inputs .gpu/tiny_inputs.pt --device cuda --eager-too
+    python scripts/gpu_tiny_check.py check --inputs .gpu/tiny_inputs.pt --device cpu --bundle B   # another bundle
+                                                          # with the same codec, on the same questions
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import sys
 import time
@@ -63,6 +66,14 @@ class ReplayCodec:
         return self._silence[:, None].expand(-1, num_frames).clone()
 
 
+def codec_digest(codec) -> str:
+    """sha256 of the codec's codebooks: replayed codes only mean the same to a bundle with the same codec."""
+    h = hashlib.sha256()
+    for t in (codec.semantic, codec.acoustic.books):
+        h.update(t.detach().float().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def _ask_cfg() -> AskConfig:
     # `eval run`'s settings: greedy, spoken answers not decoded (Griffin-Lim is CPU work, not the check)
     return AskConfig(decode_audio=False)
@@ -97,7 +108,8 @@ def prepare(n: int, batch: int, out: Path) -> dict[str, Any]:
     data = {"ids": [str(it.id) for it in items], "questions": [it.question for it in items],
             "answers": [it.answers for it in items], "pixels": pixels.half(), "codes": codes, "lengths": lengths,
             "audio_lens": audio_lens, "silence": codec.silence_codes(1)[:, 0].clone(),
-            "frame_size": codec.frame_size, "sample_rate": codec.sample_rate, "batch": batch}
+            "frame_size": codec.frame_size, "sample_rate": codec.sample_rate, "batch": batch,
+            "codec": codec_digest(codec)}
     data["cpu"] = run(model, tok, data, cuda_graph=None)
     # The replay must be what `ask` does: the first batch again, spoken through the real codec
     embeds = model.encode_image(pixels[:batch].half().float())
@@ -157,10 +169,14 @@ def summary(data: dict[str, Any], res: dict[str, Any], ref: dict[str, Any] | Non
     return out
 
 
-def check(inputs: Path, device: str, eager_too: bool) -> dict[str, Any]:
+def check(inputs: Path, device: str, eager_too: bool, bundle_dir: str | None = None) -> dict[str, Any]:
+    """The questions of `inputs` with the bundle (default: the embedded one) on `device`, against the answers
+    recorded when they were prepared."""
     data = torch.load(inputs, weights_only=False)
     t0 = time.perf_counter()
-    bundle = load_bundle(EMBEDDED_BUNDLE, device=device)
+    bundle = load_bundle(bundle_dir or EMBEDDED_BUNDLE, device=device)
+    if "codec" in data and codec_digest(bundle.codec) != data["codec"]:
+        raise ValueError(f"{bundle_dir or EMBEDDED_BUNDLE}: its codec is not the one {inputs} was encoded with")
     out: dict[str, Any] = {"load_seconds": round(time.perf_counter() - t0, 2), "batch": data["batch"],
                            "questions": len(data["ids"])}
     if device.startswith("cuda"):
@@ -184,11 +200,12 @@ def main() -> None:
     c.add_argument("--inputs", type=Path, required=True)
     c.add_argument("--device", default="cuda")
     c.add_argument("--eager-too", action="store_true")
+    c.add_argument("--bundle", default=None, help="model bundle (default: the embedded model)")
     args = ap.parse_args()
     if args.cmd == "prepare":
         result = prepare(args.n, args.batch, args.out)
     else:
-        result = check(args.inputs, args.device, args.eager_too)
+        result = check(args.inputs, args.device, args.eager_too, args.bundle)
     print(json.dumps(result, indent=1))
 
 

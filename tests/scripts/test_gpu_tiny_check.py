@@ -41,3 +41,9 @@ def test_prepare_then_check_gives_the_same_answers(tmp_path: Path) -> None:
     for kind in ("text", "audio"):
         assert checked["default"][kind]["same_answer_as_cpu"] == "2/2"
         assert checked["default"][kind]["accuracy"] == prepared[kind]["accuracy"]
+    # codes encoded by one codec mean nothing to a bundle with another: refused, naming the inputs
+    data = torch.load(out, weights_only=False)
+    data["codec"] = "0" * 16
+    torch.save(data, out)
+    with pytest.raises(ValueError, match="not the one .*inputs.pt was encoded with"):
+        m.check(out, "cpu", eager_too=False)
