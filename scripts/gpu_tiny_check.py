@@ -85,15 +85,15 @@ def _batches(n: int, size: int) -> list[range]:
 
 def prepare(n: int, batch: int, out: Path) -> dict[str, Any]:
     from moshivis.audio.tts import make_tts
-    from moshivis.cli import _voice_pool
     from moshivis.eval.benchmarks import load_benchmark
     from moshivis.eval.question_file import select_questions
     from moshivis.models.vision import preprocess_images
+    from moshivis.tinyworld.stages import user_voices  # `--voices tinyworld-train`
 
     bundle = load_bundle(EMBEDDED_BUNDLE)
     model, tok, codec = bundle.model, bundle.tokenizer, bundle.codec
     items = select_questions(list(load_benchmark("easy-vqa", None, split="test").items), SAMPLE)[:n]
-    voices = [make_tts(v) for v in _voice_pool(["tinyworld-train"])]
+    voices = [make_tts(v) for v in user_voices()]
     cfg, K = _ask_cfg(), model.cfg.lm.dep_q
     pixels = torch.cat([preprocess_images(it.image.path, model.cfg.vision.image_size) for it in items])
     codes, lengths, audio_lens, first_audio = [], [], [], []
@@ -133,14 +133,11 @@ def run(model, tok, data: dict[str, Any], cuda_graph: bool | None) -> dict[str, 
         for rows in _batches(n, data["batch"]):
             t0 = time.perf_counter()
             embeds = model.encode_image(pixels[rows.start:rows.stop].to(dev))
-            if kind == "text":
-                qs, codec = [Question(text=data["questions"][i]) for i in rows], None
-            else:
-                qs = [Question(audio=np.zeros(data["audio_lens"][i], np.float32)) for i in rows]
-                codec = ReplayCodec([data["codes"][i] for i in rows], [data["lengths"][i] for i in rows],
-                                    data["silence"], data["frame_size"], data["sample_rate"])
-            if codec is None:  # typed questions never touch the codec but ask_batch reads its frame facts
-                codec = ReplayCodec([], [], data["silence"], data["frame_size"], data["sample_rate"])
+            spoken = rows if kind == "audio" else []  # typed questions never encode: ask_batch reads frame facts
+            codec = ReplayCodec([data["codes"][i] for i in spoken], [data["lengths"][i] for i in spoken],
+                                data["silence"], data["frame_size"], data["sample_rate"])
+            qs = [Question(text=data["questions"][i]) if kind == "text" else
+                  Question(audio=np.zeros(data["audio_lens"][i], np.float32)) for i in rows]
             out = ask_batch(model, tok, codec, embeds, qs, cfg)
             secs += time.perf_counter() - t0
             answers += [r.answer for r in out]

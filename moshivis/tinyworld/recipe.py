@@ -309,7 +309,9 @@ def _run_in_child(cfg: RecipeConfig, name: str, force: bool) -> tuple[dict[str, 
 
 
 def run_stage(cfg: RecipeConfig, name: str, fn: Callable[[Stage], dict[str, Any]], force: bool = False,
-              log: Callable[[str], None] = print) -> dict[str, Any]:
+              log: Callable[[str], None] = print, threads: int | None = None) -> dict[str, Any]:
+    """Run `fn` as stage `name` unless it is done with the same settings. threads: torch threads for the
+    whole run, restored after (None: as set)."""
     stage = Stage(cfg, name)
     markers = stage.markers()
     if markers.is_done() and not force:
@@ -323,7 +325,18 @@ def run_stage(cfg: RecipeConfig, name: str, fn: Callable[[Stage], dict[str, Any]
             f"[tinyworld] {name}: settings changed since it was built, rebuilding")
     log(f"[tinyworld] {name} ...")
     t0 = time.monotonic()
-    result = fn(stage)
+    if threads is None:
+        result = fn(stage)
+    else:
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        log(f"[tinyworld] {name}: {threads} thread(s), beside a data stage still running")
+        try:
+            result = fn(stage)
+        finally:
+            torch.set_num_threads(before)
     markers.finish(time.monotonic() - t0, result)
     log(f"[tinyworld] {name}: {time.monotonic() - t0:.0f} s")
     return markers.record()
@@ -364,7 +377,7 @@ def build(cfg: RecipeConfig, stages: tuple[str, ...] = STAGES, force: bool = Fal
                 continue
             # A worker still synthesising holds one core: this stage gets the other
             busy = any(not f.done() for f in pending.values())
-            out[name] = _run_here(cfg, name, force, log, threads=1 if busy else None)
+            out[name] = run_stage(cfg, name, _stage_fn(name), force, log, threads=1 if busy else None)
     except BaseException:
         if pool is not None:  # do not wait an hour for a data stage of a build that failed
             pool.shutdown(wait=False, cancel_futures=True)
@@ -374,22 +387,6 @@ def build(cfg: RecipeConfig, stages: tuple[str, ...] = STAGES, force: bool = Fal
         if pool is not None:
             pool.shutdown(wait=True)
     return {name: out[name] for name in STAGES if name in out}
-
-
-def _run_here(cfg: RecipeConfig, name: str, force: bool, log: Callable[[str], None],
-              threads: int | None) -> dict[str, Any]:
-    """One stage in this process, on `threads` torch threads for its whole run (None: as set)."""
-    if threads is None or (Stage(cfg, name).is_done() and not force):
-        return run_stage(cfg, name, _stage_fn(name), force, log)
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        log(f"[tinyworld] {name}: {threads} thread(s), beside a data stage still running")
-        return run_stage(cfg, name, _stage_fn(name), force, log)
-    finally:
-        torch.set_num_threads(before)
 
 
 def clean(cfg: RecipeConfig) -> None:
